@@ -1,0 +1,182 @@
+"""Hypothesis properties of process() on generated machines.
+
+A plain reference implementation of the rules (``reference``) is the oracle: the
+engine's memo, rule table and views must never change what the rules say.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from statewise import (
+    Event,
+    GuardRegistry,
+    StateMachine,
+    TransitionResult,
+)
+
+NAMES = [f"S{i}" for i in range(7)]
+TRIGGERS = ["t0", "t1", "t2", "t3"]
+GUARDS = ["g_true", "g_false", "g_key", "g_pay"]
+ACTIONS = ["a", "b", "c"]
+
+
+def guard_registry() -> GuardRegistry:
+    guards = GuardRegistry()
+    guards.register("g_true", lambda ctx: True)
+    guards.register("g_false", lambda ctx: False)
+    guards.register("g_key", lambda ctx: ctx.get("k") == 1)
+
+    def g_pay(context: Mapping[str, Any], event: Event) -> bool:
+        return event.payload.get("p") is True
+
+    guards.register("g_pay", g_pay)
+    return guards
+
+
+GUARD_FNS: dict[str, Callable[[dict[str, Any], dict[str, Any]], bool]] = {
+    "g_true": lambda ctx, ev: True,
+    "g_false": lambda ctx, ev: False,
+    "g_key": lambda ctx, ev: {**ev, **ctx}.get("k") == 1,
+    "g_pay": lambda ctx, ev: ev.get("p") is True,
+}
+
+
+@st.composite
+def machines(draw: st.DrawFn) -> dict[str, Any]:
+    n = draw(st.integers(1, len(NAMES)))
+    names = NAMES[:n]
+    acts = st.lists(st.sampled_from(ACTIONS), max_size=2)
+    states: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        kind = "initial" if i == 0 else draw(st.sampled_from(["stable", "terminal", "error"]))
+        state: dict[str, Any] = {"name": name, "type": kind}
+        if draw(st.booleans()):
+            state["on_enter"] = draw(acts)
+        if draw(st.booleans()):
+            state["on_exit"] = draw(acts)
+        if kind != "terminal" and draw(st.booleans()):
+            state["timeout"] = {
+                "seconds": draw(st.floats(0.5, 100)),
+                "destination": draw(st.sampled_from(names)),
+            }
+        states.append(state)
+    live = [s["name"] for s in states if s["type"] != "terminal"]
+    transitions: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(0, 12))):
+        source: Any = draw(
+            st.one_of(
+                st.just("*"),
+                st.sampled_from(live),
+                st.lists(st.sampled_from(live), min_size=1, max_size=3, unique=True),
+            )
+        )
+        t: dict[str, Any] = {"trigger": draw(st.sampled_from(TRIGGERS)), "source": source}
+        if draw(st.integers(0, 4)):
+            t["dest"] = draw(st.sampled_from(names))
+        if draw(st.booleans()):
+            t["guards"] = draw(st.lists(st.sampled_from(GUARDS), max_size=2))
+        if draw(st.booleans()):
+            t["actions"] = draw(acts)
+        transitions.append(t)
+    return {
+        "meta": {"machine_name": "gen", "strict_mode": draw(st.booleans())},
+        "states": states,
+        "transitions": transitions,
+    }
+
+
+contexts = st.dictionaries(
+    st.sampled_from(["k", "p", "x"]),
+    st.one_of(st.integers(0, 2), st.booleans(), st.lists(st.integers(), max_size=2)),
+    max_size=3,
+)
+
+
+def as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def reference(
+    spec: dict[str, Any], state: str, trigger: str, context: dict[str, Any], payload: dict[str, Any]
+) -> tuple[bool, bool, str, list[str], str | None]:
+    """The rules, written as plainly as possible: (success, ignored, target, actions, error)."""
+    by_name = {s["name"]: s for s in spec["states"]}
+    if by_name[state]["type"] == "terminal":
+        return (False, False, state, [], "terminal_state")
+    candidates = [
+        t
+        for t in spec["transitions"]
+        if t["trigger"] == trigger and (t["source"] == "*" or state in as_list(t["source"]))
+    ]
+    for t in candidates:
+        if all(GUARD_FNS[g](context, payload) for g in as_list(t.get("guards"))):
+            if "dest" not in t:
+                return (True, False, state, as_list(t.get("actions")), None)
+            dest = by_name[t["dest"]]
+            actions = (
+                as_list(by_name[state].get("on_exit"))
+                + as_list(t.get("actions"))
+                + as_list(dest.get("on_enter"))
+            )
+            return (True, False, dest["name"], actions, None)
+    if candidates:
+        return (False, False, state, [], "guard_rejected")
+    if not spec["meta"]["strict_mode"]:
+        return (True, True, state, [], None)
+    known = any(t["trigger"] == trigger for t in spec["transitions"])
+    return (False, False, state, [], "invalid_transition" if known else "undefined_trigger")
+
+
+@settings(max_examples=300, deadline=None)
+@given(machines(), st.data())
+def test_process_follows_the_rules(spec: dict[str, Any], data: st.DataObject) -> None:
+    machine = StateMachine.from_dict(spec, guards=guard_registry())
+    for _ in range(5):
+        state = data.draw(st.sampled_from([s["name"] for s in spec["states"]]))
+        trigger = data.draw(st.sampled_from([*TRIGGERS, "unknown"]))
+        context = data.draw(contexts)
+        payload = data.draw(contexts)
+        before = copy.deepcopy((context, payload))
+        event = Event(trigger, payload)
+        result = machine.process(state, event, context)
+        # Purity: inputs untouched, and the same inputs give an equal result.
+        assert (context, payload) == before
+        assert machine.process(state, event, context) == result
+        expected = reference(spec, state, trigger, context, payload)
+        error = result.error.code if result.error else None
+        assert (
+            result.success,
+            result.ignored,
+            result.target_state,
+            list(result.all_actions),
+            error,
+        ) == expected
+        assert result.target_state in machine.state_names
+        if result.success and result.transition and result.transition.dest is not None:
+            assert result.timeout == machine.get_state(result.target_state).timeout
+        # Results survive JSON.
+        wire = json.loads(json.dumps(result.to_dict()))
+        assert TransitionResult.from_dict(wire) == result
+
+
+@settings(max_examples=200, deadline=None)
+@given(machines())
+def test_spec_round_trip(spec: dict[str, Any]) -> None:
+    original = copy.deepcopy(spec)
+    machine = StateMachine.from_dict(spec)
+    assert spec == original  # the input mapping is never mutated
+    exported = machine.to_dict()
+    assert StateMachine.from_dict(exported) == machine
+    assert StateMachine.from_string(yaml.safe_dump(exported), "yaml") == machine
+    assert StateMachine.from_string(json.dumps(exported), "json") == machine
+    assert hash(StateMachine.from_dict(exported)) == hash(machine)

@@ -1,0 +1,818 @@
+"""The compiled schema validator agrees with jsonschema, and explains rejections well."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import enum
+import random
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from statewise.spec import schema as schema_module
+from statewise.spec.schema import (
+    SUPPORTED_KEYWORDS,
+    SchemaIssue,
+    SchemaValidator,
+    compile_schema,
+    is_valid,
+    load_machine_schema,
+    validate,
+)
+
+MACHINE = load_machine_schema()
+REFERENCE = Draft202012Validator(MACHINE)
+COMPILED = compile_schema(MACHINE)
+
+IDENT = "an identifier (letters, digits, _; not starting with a digit)"
+ROOT_KEYS = "error_policy, meta, states, transitions"
+META_KEYS = "description, machine_name, metadata, strict_mode, version"
+STATE_KEYS = "description, metadata, name, on_enter, on_exit, timeout, type"
+TRANSITION_KEYS = "actions, description, dest, guards, metadata, source, trigger"
+STATE_TYPES = "initial, stable, terminal, error"
+
+# A valid spec that uses every key the schema defines, and each shape of the
+# alternatives (one name or a list; a source that is a name, a list or "*").
+BASE: dict[str, Any] = {
+    "meta": {
+        "machine_name": "order",
+        "version": "1.0",
+        "strict_mode": True,
+        "description": "Orders, from cart to delivery.",
+        "metadata": {"owner": "shop", "tags": ["a", 1, None], "deep": {"x": [{"y": 1.5}]}},
+    },
+    "states": [
+        {
+            "name": "cart",
+            "type": "initial",
+            "description": "Filling the cart.",
+            "on_enter": "open_cart",
+            "on_exit": ["log", "audit"],
+            "metadata": {"colour": "green"},
+        },
+        {"name": "paying", "type": "stable", "timeout": {"seconds": 30, "destination": "cart"}},
+        {"name": "paid", "on_enter": [], "timeout": {"seconds": 0.5, "destination": "failed"}},
+        {"name": "done", "type": "terminal"},
+        {"name": "failed", "type": "error"},
+    ],
+    "transitions": [
+        {
+            "trigger": "checkout",
+            "source": "cart",
+            "dest": "paying",
+            "guards": "has_items",
+            "actions": ["reserve"],
+            "description": "Start paying.",
+            "metadata": {"ui": {"button": "Pay"}},
+        },
+        {"trigger": "pay", "source": ["paying"], "dest": "paid", "guards": ["card_ok", "fraud_ok"]},
+        {"trigger": "ship", "source": "paid", "dest": "done", "actions": "notify"},
+        {"trigger": "cancel", "source": "*", "dest": "failed"},
+        {"trigger": "ping", "source": ["cart", "paying"]},
+    ],
+    "error_policy": {"default_fallback": "failed", "retry_attempts": 3},
+}
+
+DELETE = object()
+Path = tuple[str | int, ...]
+
+
+def mutate(*edits: tuple[Path, Any]) -> Any:
+    """A deep copy of BASE with each (path, value) set; DELETE removes the key."""
+    doc: Any = copy.deepcopy(BASE)
+    for path, value in edits:
+        if not path:
+            doc = value
+            continue
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        if value is DELETE:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+    return doc
+
+
+def unknown(key: str, keys: str, hint: str = "") -> str:
+    return f"unknown key {key!r}; expected one of: {keys}{hint}"
+
+
+Expected = list[tuple[Path, str]]
+
+CASES: list[Any] = [
+    pytest.param(mutate(), [], id="base"),
+    # unknown keys, at every level
+    pytest.param(
+        mutate((("transition",), [])),
+        [(("transition",), unknown("transition", ROOT_KEYS, " (did you mean 'transitions'?)"))],
+        id="unknown-root-key",
+    ),
+    pytest.param(
+        mutate((("meta", "strict"), True)),
+        [(("meta", "strict"), unknown("strict", META_KEYS, " (did you mean 'strict_mode'?)"))],
+        id="unknown-meta-key",
+    ),
+    pytest.param(
+        mutate((("states", 0, "on_entry"), "x")),
+        [
+            (
+                ("states", 0, "on_entry"),
+                unknown("on_entry", STATE_KEYS, " (did you mean 'on_enter' or 'on_exit'?)"),
+            )
+        ],
+        id="unknown-state-key",
+    ),
+    pytest.param(
+        mutate((("transitions", 3, "guard"), "is_admin")),
+        [
+            (
+                ("transitions", 3, "guard"),
+                unknown("guard", TRANSITION_KEYS, " (did you mean 'guards'?)"),
+            )
+        ],
+        id="guard-typo-on-transition",
+    ),
+    pytest.param(
+        mutate((("states", 1, "timeout", "second"), 5)),
+        [
+            (
+                ("states", 1, "timeout", "second"),
+                unknown("second", "destination, seconds", " (did you mean 'seconds'?)"),
+            )
+        ],
+        id="unknown-timeout-key",
+    ),
+    pytest.param(
+        mutate((("error_policy", "retries"), 2)),
+        [(("error_policy", "retries"), unknown("retries", "default_fallback, retry_attempts"))],
+        id="unknown-error-policy-key-without-suggestion",
+    ),
+    pytest.param(
+        mutate((("states", 0, 1), "x")),
+        [(("states", 0, "1"), f"unknown key 1; expected one of: {STATE_KEYS}")],
+        id="non-string-key",
+    ),
+    # required keys
+    pytest.param(mutate((("meta",), DELETE)), [((), "missing required key 'meta'")], id="no-meta"),
+    pytest.param(
+        mutate((("meta",), DELETE), (("states",), DELETE)),
+        [((), "missing required key 'meta'"), ((), "missing required key 'states'")],
+        id="no-meta-no-states",
+    ),
+    pytest.param(
+        mutate((("meta", "machine_name"), DELETE)),
+        [(("meta",), "missing required key 'machine_name'")],
+        id="no-machine-name",
+    ),
+    pytest.param(
+        mutate((("transitions", 2, "trigger"), DELETE)),
+        [(("transitions", 2), "missing required key 'trigger'")],
+        id="no-trigger",
+    ),
+    pytest.param(
+        mutate((("states", 1, "timeout"), {})),
+        [
+            (("states", 1, "timeout"), "missing required key 'seconds'"),
+            (("states", 1, "timeout"), "missing required key 'destination'"),
+        ],
+        id="empty-timeout",
+    ),
+    # identifiers
+    pytest.param(
+        mutate((("states", 0, "name"), "my-state")),
+        [(("states", 0, "name"), f"expected {IDENT}, got 'my-state'")],
+        id="identifier-with-dash",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "trigger"), "1st")),
+        [(("transitions", 0, "trigger"), f"expected {IDENT}, got '1st'")],
+        id="identifier-starting-with-digit",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "guards"), "")),
+        [(("transitions", 0, "guards"), f"expected {IDENT}, got ''")],
+        id="empty-guard-name",
+    ),
+    pytest.param(
+        mutate((("error_policy", "default_fallback"), "*")),
+        [(("error_policy", "default_fallback"), f"expected {IDENT}, got '*'")],
+        id="star-is-not-a-state",
+    ),
+    pytest.param(
+        mutate((("states", 3, "name"), "done\n")), [], id="trailing-newline-passes-like-re-dollar"
+    ),
+    # types
+    pytest.param(
+        mutate((("states", 0, "name"), 5)),
+        [(("states", 0, "name"), "expected a string, got integer 5")],
+        id="name-is-a-number",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "dest"), None)),
+        [(("transitions", 0, "dest"), "expected a string, got null")],
+        id="dest-is-null",
+    ),
+    pytest.param(
+        mutate((("meta", "strict_mode"), "yes")),
+        [(("meta", "strict_mode"), "expected a boolean, got string 'yes'")],
+        id="strict-mode-is-a-string",
+    ),
+    pytest.param(
+        mutate((("meta", "strict_mode"), 1)),
+        [(("meta", "strict_mode"), "expected a boolean, got integer 1")],
+        id="strict-mode-is-one",
+    ),
+    pytest.param(
+        mutate((("states", 1, "timeout", "seconds"), True)),
+        [(("states", 1, "timeout", "seconds"), "expected a number, got boolean true")],
+        id="bool-where-number",
+    ),
+    pytest.param(
+        mutate((("meta", "version"), 1.0)),
+        [(("meta", "version"), 'expected a string, got number 1.0 (quote it: "1.0")')],
+        id="unquoted-version",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "description"), 5)),
+        [(("transitions", 0, "description"), 'expected a string, got integer 5 (quote it: "5")')],
+        id="unquoted-description",
+    ),
+    pytest.param(
+        mutate((("states",), {})),
+        [(("states",), "expected an array, got object {}")],
+        id="states-is-an-object",
+    ),
+    pytest.param(
+        mutate((("meta", "metadata"), [])),
+        [(("meta", "metadata"), "expected an object, got array []")],
+        id="metadata-is-a-list",
+    ),
+    pytest.param(mutate(((), [])), [((), "expected an object, got array []")], id="doc-is-a-list"),
+    pytest.param(mutate(((), None)), [((), "expected an object, got null")], id="doc-is-null"),
+    # sizes and bounds
+    pytest.param(
+        mutate((("states",), [])),
+        [(("states",), "expected at least 1 item, got an empty list")],
+        id="no-states",
+    ),
+    pytest.param(
+        mutate((("meta", "machine_name"), "")),
+        [(("meta", "machine_name"), "expected at least 1 character, got an empty string")],
+        id="empty-machine-name",
+    ),
+    pytest.param(
+        mutate((("states", 1, "timeout", "seconds"), 0)),
+        [(("states", 1, "timeout", "seconds"), "expected a number > 0, got 0")],
+        id="timeout-zero",
+    ),
+    pytest.param(
+        mutate((("states", 1, "timeout", "seconds"), -1.5)),
+        [(("states", 1, "timeout", "seconds"), "expected a number > 0, got -1.5")],
+        id="timeout-negative",
+    ),
+    pytest.param(
+        mutate((("error_policy", "retry_attempts"), -1)),
+        [(("error_policy", "retry_attempts"), "expected an integer >= 0, got -1")],
+        id="negative-retries",
+    ),
+    pytest.param(
+        mutate((("error_policy", "retry_attempts"), 1.5)),
+        [(("error_policy", "retry_attempts"), "expected an integer, got number 1.5")],
+        id="fractional-retries",
+    ),
+    pytest.param(
+        mutate((("error_policy", "retry_attempts"), True)),
+        [(("error_policy", "retry_attempts"), "expected an integer, got boolean true")],
+        id="boolean-retries",
+    ),
+    pytest.param(
+        mutate((("error_policy", "retry_attempts"), 2.0)), [], id="integral-float-retries"
+    ),
+    # enum
+    pytest.param(
+        mutate((("states", 0, "type"), "intial")),
+        [
+            (
+                ("states", 0, "type"),
+                f"expected one of {STATE_TYPES}; got 'intial' (did you mean 'initial'?)",
+            )
+        ],
+        id="state-type-typo",
+    ),
+    pytest.param(
+        mutate((("states", 0, "type"), 5)),
+        [(("states", 0, "type"), f"expected one of {STATE_TYPES}; got 5")],
+        id="state-type-number",
+    ),
+    # alternatives
+    pytest.param(mutate((("transitions", 0, "source"), "*")), [], id="source-star"),
+    pytest.param(
+        mutate((("transitions", 1, "source"), ["*"])),
+        [
+            (
+                ("transitions", 1, "source", 0),
+                f"expected {IDENT}, got '*'; '*' is only allowed on its own, not inside a list",
+            )
+        ],
+        id="source-star-in-a-list",
+    ),
+    pytest.param(
+        mutate((("transitions", 4, "source"), ["cart", "my-state"])),
+        [(("transitions", 4, "source", 1), f"expected {IDENT}, got 'my-state'")],
+        id="source-list-with-bad-name",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "source"), 5)),
+        [
+            (
+                ("transitions", 0, "source"),
+                'expected an identifier, "*" or a non-empty list of identifiers, got integer 5',
+            )
+        ],
+        id="source-number",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "source"), "bad-x")),
+        [(("transitions", 0, "source"), f"expected {IDENT} or \"*\", got 'bad-x'")],
+        id="source-bad-name",
+    ),
+    pytest.param(
+        mutate((("transitions", 1, "source"), [])),
+        [(("transitions", 1, "source"), "expected at least 1 item, got an empty list")],
+        id="source-empty-list",
+    ),
+    pytest.param(
+        mutate((("states", 0, "on_enter"), [1])),
+        [(("states", 0, "on_enter", 0), "expected a string, got integer 1")],
+        id="action-list-with-number",
+    ),
+    pytest.param(
+        mutate((("states", 0, "on_exit"), {})),
+        [
+            (
+                ("states", 0, "on_exit"),
+                "expected an identifier or a list of identifiers, got object {}",
+            )
+        ],
+        id="actions-object",
+    ),
+    # free-form metadata
+    pytest.param(
+        mutate(
+            (("states", 0, "metadata"), {"guard": [{"a": None, "b": [1.5, True, {"c": {}}]}]}),
+            (("transitions", 2, "metadata"), {"": {"1": [[], {}]}, "x-y": "z"}),
+        ),
+        [],
+        id="metadata-anything-goes",
+    ),
+    # several issues: document order, not schema order
+    pytest.param(
+        mutate(
+            (("transitions", 0, "guard"), "g"),
+            (("transitions", 0, "trigger"), "bad trigger"),
+            (("states", 4, "type"), "fatal"),
+            (("meta", "version"), 2),
+        ),
+        [
+            (("meta", "version"), 'expected a string, got integer 2 (quote it: "2")'),
+            (("states", 4, "type"), f"expected one of {STATE_TYPES}; got 'fatal'"),
+            (("transitions", 0, "trigger"), f"expected {IDENT}, got 'bad trigger'"),
+            (
+                ("transitions", 0, "guard"),
+                unknown("guard", TRANSITION_KEYS, " (did you mean 'guards'?)"),
+            ),
+        ],
+        id="several-issues-in-document-order",
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "expected"), CASES)
+def test_machine_schema_cases(doc: Any, expected: Expected) -> None:
+    verdict = REFERENCE.is_valid(doc)
+    assert COMPILED(doc) is verdict
+    assert is_valid(doc) is verdict
+    assert verdict is (not expected)
+    issues = validate(doc)
+    assert [(issue.path, issue.message) for issue in issues] == expected
+    for issue in issues:
+        assert issue.key is issue.message.startswith("unknown key")
+
+
+def test_issue_fields_restate_the_message() -> None:
+    [issue] = validate(mutate((("transitions", 3, "guard"), "g")))
+    assert issue == SchemaIssue(
+        ("transitions", 3, "guard"),
+        unknown("guard", TRANSITION_KEYS, " (did you mean 'guards'?)"),
+        expected=f"one of: {TRANSITION_KEYS}",
+        got="'guard'",
+        key=True,
+    )
+    [issue] = validate(mutate((("meta", "version"), 1.0)))
+    assert (issue.expected, issue.got, issue.key) == ("a string", "number 1.0", False)
+    [issue] = validate(mutate((("meta", "machine_name"), DELETE)))
+    assert (issue.expected, issue.got) == ("key 'machine_name'", None)
+
+
+def test_valid_documents_skip_jsonschema(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*_: Any) -> None:
+        raise AssertionError("jsonschema consulted for a valid document")
+
+    monkeypatch.setattr(schema_module._Explainer, "explain", explode)
+    assert validate(mutate()) == []
+
+
+def test_schema_is_loaded_once() -> None:
+    assert load_machine_schema() is MACHINE
+    assert MACHINE["$id"] == "urn:statewise:schema:machine:1"
+
+
+# --- property: the compiled machine validator never disagrees with jsonschema -------
+
+_FIRST = "abcxyzABCXYZ_"
+IDENTIFIERS = st.builds(
+    str.__add__, st.sampled_from(_FIRST), st.text(alphabet=_FIRST + "0189", max_size=5)
+)
+NEAR_MISSES = st.sampled_from(
+    ["", "*", "my-state", "1st", "a b", "done\n", "intial", "initial", "terminal", "1.0"]
+)
+KEY_POOL = [
+        "name", "type", "guard", "guards", "source", "dest", "trigger", "metadata", "seconds",
+        "destination", "timeout", "on_enter", "meta", "states", "transitions", "error_policy",
+        "machine_name", "version", "retry_attempts", "default_fallback", "x", "", "1",
+]  # fmt: skip
+KEYS = st.sampled_from(KEY_POOL)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-3, max_value=3),
+    st.integers(),
+    st.sampled_from([0.0, 1.0, 1.5, -0.5, 2.0, -1.0, 1e300]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    IDENTIFIERS,
+    NEAR_MISSES,
+    st.text(max_size=5),
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(KEYS, st.text(max_size=4)), inner, max_size=4),
+    ),
+    max_leaves=6,
+)
+
+
+def optional(**fields: st.SearchStrategy[Any]) -> dict[str, st.SearchStrategy[Any]]:
+    return fields
+
+
+NAMES = st.one_of(IDENTIFIERS, st.lists(IDENTIFIERS, max_size=3))
+METADATA = st.dictionaries(st.text(max_size=3), JSON, max_size=2)
+STATES = st.fixed_dictionaries(
+    {"name": IDENTIFIERS},
+    optional=optional(
+        type=st.sampled_from(["initial", "stable", "terminal", "error"]),
+        description=st.text(max_size=5),
+        on_enter=NAMES,
+        on_exit=NAMES,
+        timeout=st.fixed_dictionaries(
+            {
+                "seconds": st.one_of(
+                    st.integers(min_value=1), st.floats(min_value=0.001, max_value=1e9)
+                ),
+                "destination": IDENTIFIERS,
+            }
+        ),
+        metadata=METADATA,
+    ),
+)
+TRANSITIONS = st.fixed_dictionaries(
+    {
+        "trigger": IDENTIFIERS,
+        "source": st.one_of(IDENTIFIERS, st.just("*"), st.lists(IDENTIFIERS, min_size=1)),
+    },
+    optional=optional(
+        dest=IDENTIFIERS, guards=NAMES, actions=NAMES, description=st.text(max_size=5),
+        metadata=METADATA,
+    ),
+)  # fmt: skip
+SPECS = st.fixed_dictionaries(
+    {
+        "meta": st.fixed_dictionaries(
+            {"machine_name": st.text(min_size=1, max_size=5)},
+            optional=optional(
+                version=st.text(max_size=4), strict_mode=st.booleans(),
+                description=st.text(max_size=5), metadata=METADATA,
+            ),
+        ),  # fmt: skip
+        "states": st.lists(STATES, min_size=1, max_size=3),
+    },
+    optional=optional(
+        transitions=st.lists(TRANSITIONS, max_size=3),
+        error_policy=st.fixed_dictionaries(
+            {},
+            optional=optional(
+                default_fallback=IDENTIFIERS,
+                retry_attempts=st.one_of(st.integers(min_value=0), st.just(3.0)),
+            ),
+        ),
+    ),
+)
+
+
+def containers(node: Any) -> list[Any]:
+    """Every dict and list inside ``node`` (itself included), outermost first."""
+    found = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict | list):
+            found.append(current)
+            stack.extend(current.values() if isinstance(current, dict) else current)
+    return found
+
+
+INTERESTING = [None, True, False, 0, 1, -1, 1.0, 1.5, 0.0, "", "*", "x-y", "1st", [], {}, ["*"]]
+
+
+def edit(doc: Any, rng: random.Random, pool: list[Any]) -> None:
+    """Replace, insert or delete one value somewhere inside ``doc``, in place."""
+    target = rng.choice(containers(doc))
+    operation = rng.choice(["replace", "insert", "delete"])
+    value = copy.deepcopy(rng.choice(pool if rng.random() < 0.5 else INTERESTING))
+    if isinstance(target, dict):
+        if operation == "insert" or not target:
+            target[rng.choice(KEY_POOL)] = value
+            return
+        key = rng.choice(list(target))
+        if operation == "delete":
+            del target[key]
+        else:
+            target[key] = value
+    elif operation == "insert" or not target:
+        target.insert(rng.randint(0, len(target)), value)
+    else:
+        index = rng.randrange(len(target))
+        if operation == "delete":
+            del target[index]
+        else:
+            target[index] = value
+
+
+@st.composite
+def variants(draw: st.DrawFn, base: st.SearchStrategy[Any], count: int = 8) -> list[Any]:
+    """A drawn document followed by ``count`` copies carrying one to three random edits.
+
+    Drawing is the slow part of these tests, so each drawn document (and pool of
+    replacement values) is reused for several near-miss variants; hypothesis still
+    controls, and can shrink, the document, the pool and the random edits.
+    """
+    # A copy: sampled_from hands out the same objects every time it picks them.
+    doc = copy.deepcopy(draw(base))
+    pool = draw(st.lists(JSON, min_size=1, max_size=4))
+    rng = draw(st.randoms(use_true_random=False))
+    docs = [doc]
+    for _ in range(count):
+        variant = copy.deepcopy(doc)
+        for _ in range(rng.randint(1, 3)):
+            if containers(variant):
+                edit(variant, rng, pool)
+        docs.append(variant)
+    return docs
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(variants(SPECS))
+def test_compiled_machine_schema_agrees_with_jsonschema(docs: list[Any]) -> None:
+    assert REFERENCE.is_valid(docs[0]), "the spec strategy must build valid specs"
+    for doc in docs:
+        verdict = REFERENCE.is_valid(doc)
+        assert COMPILED(doc) is verdict, doc
+        if not verdict:
+            # Whatever came in, the rejection is explained.
+            issues = validate(doc)
+            assert issues
+            assert len(set(issues)) == len(issues)
+
+
+# --- a synthetic schema for the keywords the machine schema does not use --------------
+
+SYNTHETIC: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema#",
+    "$id": "urn:test:synthetic",
+    "$comment": "exercises every keyword compile_schema supports",
+    "type": "object",
+    "properties": {
+        "flag": {"enum": [True, 1, "1", None, [1, False], {"a": 0}]},
+        "zero": {"const": 0},
+        "off": {"const": False},
+        "word": {"const": "x", "default": "x", "examples": ["x"]},
+        "count": {"type": "integer", "maximum": 10, "exclusiveMinimum": -3},
+        "ratio": {"type": ["number", "null"], "exclusiveMaximum": 2.5, "minimum": -1},
+        "bounded": {"minimum": 0, "maximum": 1},
+        "code": {"type": "string", "minLength": 2, "maxLength": 4, "pattern": "^[a-c]+$"},
+        "short": {"maxLength": 3},
+        "token": {"type": "string", "pattern": "z"},
+        # uniqueItems over scalars only: jsonschema's own check sorts nested values and
+        # can miss duplicates like [[1], [true], [1]], so keep the verdicts comparable.
+        "tags": {
+            "type": "array",
+            "items": {"type": ["string", "integer", "boolean"]},
+            "uniqueItems": True,
+            "maxItems": 3,
+        },
+        "pair": {"type": ["array", "string"], "minItems": 2, "maxLength": 2},
+        "choice": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 5}, {"const": "x"}]},
+        "both": {"allOf": [{"type": "string"}, {"not": {"const": "no"}}]},
+        "never": False,
+        "always": True,
+        "empty": {"type": "array", "items": False},
+        "tree": {"$ref": "#/$defs/tree"},
+        "open": {"properties": {"a": {"type": "integer"}, "b": True}, "required": ["a"]},
+        "extra": {
+            "type": "object",
+            "properties": {"k": {}},
+            "additionalProperties": {"type": "boolean"},
+        },
+        "kinds": {"anyOf": [{"$ref": "#/$defs/smallNumber"}, {"type": "array"}, {"enum": ["s", "t"]}]},
+        "self": {"$ref": "#"},
+        "first": {"$ref": "#/properties/kinds/anyOf/0"},
+    },
+    "additionalProperties": False,
+    "$defs": {
+        "tree": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["value"],
+            "properties": {
+                "value": {"type": "integer"},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
+            },
+        },
+        "smallNumber": {"type": "integer", "maximum": 9},
+        "un~used/def": {"title": "never referenced, still compiled"},
+    },
+}
+SYNTHETIC_REFERENCE = Draft202012Validator(SYNTHETIC)
+SYNTHETIC_VALIDATOR = SchemaValidator(SYNTHETIC)
+
+SYNTHETIC_VALUES = st.one_of(
+    JSON,
+    st.sampled_from([0, 1, 1.0, True, False, "x", "no", "1", 5, 5.5, 9.0, 10, 11, -3, -2.5, 2.5]),
+    st.sampled_from([[1, False], [1, 0], [True, True], ["a", "a"], [1, 1.0], {"a": False}]),
+    st.sampled_from([{"a": 1}, {"a": 1.0, "b": [1]}, {"k": 1, "z": True}, {"value": 1}]),
+    st.sampled_from([{"value": 2, "children": [{"value": 3}, {"value": 1.0, "children": []}]}]),
+)
+SYNTHETIC_DOCS = st.dictionaries(
+    st.sampled_from(sorted(SYNTHETIC["properties"])) | KEYS, SYNTHETIC_VALUES, max_size=5
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(variants(st.one_of(SYNTHETIC_DOCS, SYNTHETIC_VALUES)))
+def test_compiled_synthetic_schema_agrees_with_jsonschema(docs: list[Any]) -> None:
+    for doc in docs:
+        verdict = SYNTHETIC_REFERENCE.is_valid(doc)
+        assert SYNTHETIC_VALIDATOR.is_valid(doc) is verdict, doc
+        issues = SYNTHETIC_VALIDATOR.validate(doc)
+        assert bool(issues) is not verdict
+
+
+SYNTHETIC_CASES: list[Any] = [
+    pytest.param({"flag": 1.0, "zero": 0.0, "off": False, "count": 4.0}, [], id="valid"),
+    pytest.param(
+        {"flag": False},
+        [(("flag",), 'expected one of true, 1, "1", null, [1, false], {"a": 0}; got false')],
+        id="enum-keeps-bool-and-int-apart",
+    ),
+    pytest.param({"zero": False}, [(("zero",), "expected 0, got false")], id="const-zero"),
+    pytest.param({"off": 0}, [(("off",), "expected false, got 0")], id="const-false"),
+    pytest.param({"count": 11}, [(("count",), "expected an integer <= 10, got 11")], id="max"),
+    pytest.param({"count": -3}, [(("count",), "expected an integer > -3, got -3")], id="xmin"),
+    pytest.param({"ratio": 2.5}, [(("ratio",), "expected a number < 2.5, got 2.5")], id="xmax"),
+    pytest.param({"ratio": -2}, [(("ratio",), "expected a number >= -1, got -2")], id="min"),
+    pytest.param(
+        {"ratio": "1"},
+        [(("ratio",), "expected a number or null, got string '1'")],
+        id="type-list",
+    ),
+    pytest.param({"bounded": 2}, [(("bounded",), "expected a number <= 1, got 2")], id="untyped"),
+    pytest.param(
+        {"code": "a"},
+        [(("code",), "expected at least 2 characters, got 'a' (1)")],
+        id="min-length",
+    ),
+    pytest.param(
+        {"code": "abcab"},
+        [(("code",), "expected at most 4 characters, got 'abcab' (5)")],
+        id="max-length",
+    ),
+    pytest.param(
+        {"code": "ax"}, [(("code",), "expected a string matching '^[a-c]+$', got 'ax'")], id="pat"
+    ),
+    pytest.param(
+        {"tags": ["a", 1, "a"]},
+        [(("tags", 2), "expected unique items, got 'a' again (first at index 0)")],
+        id="unique",
+    ),
+    pytest.param(
+        {"tags": [1, True, 2, 3]}, [(("tags",), "expected at most 3 items, got 4")], id="max-items"
+    ),
+    pytest.param(
+        {"pair": []}, [(("pair",), "expected at least 2 items, got an empty list")], id="few"
+    ),
+    pytest.param(
+        {"pair": "abc"}, [(("pair",), "expected at most 2 characters, got 'abc' (3)")], id="long"
+    ),
+    pytest.param(
+        {"choice": 7},
+        [(("choice",), "expected exactly one of an integer, a number or \"x\", got integer 7, "
+          "which is an integer and a number")],
+        id="one-of-matches-two",
+    ),  # fmt: skip
+    pytest.param(
+        {"choice": 2.5},
+        [(("choice",), "expected a number >= 5, got 2.5")],
+        id="one-of-single-candidate",
+    ),
+    pytest.param(
+        {"choice": "y"},
+        [(("choice",), 'expected "x", got \'y\'')],
+        id="one-of-const",
+    ),
+    pytest.param(
+        {"choice": None},
+        [(("choice",), 'expected an integer, a number or "x", got null')],
+        id="one-of-no-candidate",
+    ),
+    pytest.param(
+        {"both": "no"},
+        [(("both",), 'expected anything but "no", got string \'no\'')],
+        id="not",
+    ),
+    pytest.param({"never": 1}, [(("never",), "no value is allowed here, got integer 1")], id="F"),
+    pytest.param(
+        {"empty": [1, 2]}, [(("empty",), "expected an empty list, got 2 items")], id="items-false"
+    ),
+    pytest.param(
+        {"empty": [1]}, [(("empty",), "expected an empty list, got 1 item")], id="one-item"
+    ),
+    pytest.param(
+        {"tree": {"value": 1, "children": [{"value": 2}, {"children": []}]}},
+        [(("tree", "children", 1), "missing required key 'value'")],
+        id="recursive-ref",
+    ),
+    pytest.param(
+        {"tree": {"value": 1, "leaf": True}},
+        [(("tree", "leaf"), "unknown key 'leaf'; expected one of: children, value")],
+        id="recursive-ref-unknown-key",
+    ),
+    pytest.param(
+        {"open": {"b": 1}}, [(("open",), "missing required key 'a'")], id="untyped-object"
+    ),
+    pytest.param(
+        {"extra": {"k": 1, "z": 1}},
+        [(("extra", "z"), "expected a boolean, got integer 1")],
+        id="additional-properties-schema",
+    ),
+    pytest.param(
+        {"kinds": 10},
+        [(("kinds",), "expected an integer <= 9, got 10")],
+        id="named-def-branch",
+    ),
+    pytest.param(
+        {"kinds": "u"},
+        [(("kinds",), "expected one of s, t; got 'u'")],
+        id="enum-branch",
+    ),
+    pytest.param(
+        {"kinds": {}},
+        [(("kinds",), "expected a small number, an array or one of s, t, got object {}")],
+        id="no-branch-for-object",
+    ),
+    pytest.param({"self": {"never": None}}, [(("self", "never"), "no value is allowed here, got null")],
+                 id="root-ref"),  # fmt: skip
+    pytest.param({"first": 12}, [(("first",), "expected an integer <= 9, got 12")], id="ptr-ref"),
+    pytest.param(
+        {"nope": 1},
+        [(("nope",), "unknown key 'nope'; expected one of: " + ", ".join(sorted(SYNTHETIC["properties"])) + " (did you mean 'open'?)")],
+        id="unknown",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("doc", "expected"), SYNTHETIC_CASES)
+def test_synthetic_schema_cases(doc: Any, expected: Expected) -> None:
+    assert SYNTHETIC_VALIDATOR.is_valid(doc) is SYNTHETIC_REFERENCE.is_valid(doc)
+    issues = SYNTHETIC_VALIDATOR.validate(doc)
+    assert [(issue.path, issue.message) for issue in issues] == expected
