@@ -237,6 +237,38 @@ def test_guarded_transition_without_guards_bound_is_an_error() -> None:
         m.process("B", "pick")
 
 
+def test_memo_stays_bounded_and_results_stay_right(
+    machine: StateMachine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import statewise.engine.machine as engine
+
+    monkeypatch.setattr(engine, "_MEMO_LIMIT", 4)
+    fresh = StateMachine.from_dict(spec(STATES, TRANSITIONS), guards=registry())
+    cases = [
+        ("A", "go"),
+        ("B", "loop"),
+        ("B", "touch"),
+        ("B", "pick"),
+        ("C", "go"),
+        ("T", "go"),
+        ("B", "deny"),
+        ("E", "reset"),
+    ] * 3
+    for state, trigger in cases:
+        assert fresh.process(state, trigger) == machine.process(state, trigger)
+        assert len(fresh._memo) <= 4
+    for trigger in ("x1", "x2", "x3"):  # unknown triggers are never remembered
+        fresh.process("A", trigger)
+    assert all(key[1] not in {"x1", "x2", "x3"} for key in fresh._memo)  # type: ignore[index]
+
+
+def test_entered(machine: StateMachine) -> None:
+    assert machine.process("A", "go").entered
+    assert machine.process("B", "loop").entered
+    assert not machine.process("B", "touch").entered
+    assert not machine.process("C", "go").entered
+
+
 def test_timeout_of_entered_state(machine: StateMachine) -> None:
     entered = machine.process("A", "go").timeout
     assert entered is not None and (entered.seconds, entered.destination) == (2.5, "C")

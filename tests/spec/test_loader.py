@@ -36,8 +36,11 @@ def expectations(path: Path) -> list[tuple[int, int, str, str]]:
     return found
 
 
-CASES = sorted(p for p in FIXTURES.iterdir() if p.suffix in {".yaml", ".json"}
-               and p.name != "billion_laughs.yaml")
+CASES = sorted(
+    p
+    for p in FIXTURES.iterdir()
+    if p.suffix in {".yaml", ".json"} and p.name != "billion_laughs.yaml"
+)
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
@@ -102,8 +105,9 @@ states:
 
 
 def test_from_dict_never_mutates_and_reports_paths_without_lines() -> None:
-    data: dict[str, Any] = spec([{"name": "A", "type": "initial"}],
-                                [{"trigger": "go", "source": "A", "dest": "B"}])
+    data: dict[str, Any] = spec(
+        [{"name": "A", "type": "initial"}], [{"trigger": "go", "source": "A", "dest": "B"}]
+    )
     snapshot = json.dumps(data)
     with pytest.raises(SpecError) as info:
         StateMachine.from_dict(data)
@@ -136,8 +140,9 @@ def test_bad_format_name() -> None:
 def test_definition_built_in_code_is_checked() -> None:
     from statewise import MachineDefinition, State, StateType, Transition
 
-    good = MachineDefinition("m", (State("A", StateType.INITIAL), State("B")),
-                             (Transition("go", ("A",), "B"),))
+    good = MachineDefinition(
+        "m", (State("A", StateType.INITIAL), State("B")), (Transition("go", ("A",), "B"),)
+    )
     assert StateMachine.from_definition(good).process("A", "go").target_state == "B"
     bad = MachineDefinition("m", (State("A"),), (Transition("go", ("A",), "Z"),))
     with pytest.raises(SpecError) as info:

@@ -6,8 +6,6 @@ import copy
 import datetime
 import enum
 import random
-import re
-from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -31,6 +29,7 @@ from statewise.spec.schema import (
 MACHINE = load_machine_schema()
 REFERENCE = Draft202012Validator(MACHINE)
 COMPILED = compile_schema(MACHINE)
+MACHINE_EXPLAINER = schema_module._Explainer(MACHINE)
 
 IDENT = "an identifier (letters, digits, _; not starting with a digit)"
 ROOT_KEYS = "error_policy, meta, states, transitions"
@@ -258,6 +257,27 @@ CASES: list[Any] = [
     ),
     pytest.param(mutate(((), [])), [((), "expected an object, got array []")], id="doc-is-a-list"),
     pytest.param(mutate(((), None)), [((), "expected an object, got null")], id="doc-is-null"),
+    pytest.param(
+        mutate((("meta", "version"), datetime.date(2024, 1, 2))),
+        [(("meta", "version"), 'expected a string, got date 2024-01-02 (quote it: "2024-01-02")')],
+        id="unquoted-date",
+    ),
+    pytest.param(
+        mutate((("transitions", 0, "source"), datetime.date(2024, 1, 2))),
+        [
+            (
+                ("transitions", 0, "source"),
+                'expected an identifier, "*" or a non-empty list of identifiers, '
+                "got date 2024-01-02",
+            )
+        ],
+        id="source-date",
+    ),
+    pytest.param(
+        mutate((("states",), {"cart": {"type": "initial"}, "done": {"type": "terminal"}})),
+        [(("states",), "expected an array, got object {'cart': {'type': 'initial'}, 'done':...")],
+        id="long-value-truncated",
+    ),
     # sizes and bounds
     pytest.param(
         mutate((("states",), [])),
@@ -404,6 +424,7 @@ def test_machine_schema_cases(doc: Any, expected: Expected) -> None:
     assert verdict is (not expected)
     issues = validate(doc)
     assert [(issue.path, issue.message) for issue in issues] == expected
+    assert issues == MACHINE_EXPLAINER.explain(doc, piecewise=False)
     for issue in issues:
         assert issue.key is issue.message.startswith("unknown key")
 
@@ -429,6 +450,27 @@ def test_valid_documents_skip_jsonschema(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(schema_module._Explainer, "explain", explode)
     assert validate(mutate()) == []
+
+
+def test_large_spec_issues_are_found_among_many_valid_parts() -> None:
+    states: list[dict[str, Any]] = [
+        {"name": f"s{i}", "on_enter": [f"enter_{i}", "log"]} for i in range(2000)
+    ]
+    transitions: list[dict[str, Any]] = [
+        {"trigger": f"go_{i % 3}", "source": f"s{i}", "dest": f"s{i + 1}", "actions": ["audit"]}
+        for i in range(6000)
+    ]
+    doc = {"meta": {"machine_name": "big"}, "states": states, "transitions": transitions}
+    assert validate(doc) == []
+    transitions[4321]["guard"] = "ready"
+    states[1234]["on_enter"][1] = "log-it"
+    assert [(issue.path, issue.message) for issue in validate(doc)] == [
+        (("states", 1234, "on_enter", 1), f"expected {IDENT}, got 'log-it'"),
+        (
+            ("transitions", 4321, "guard"),
+            unknown("guard", TRANSITION_KEYS, " (did you mean 'guards'?)"),
+        ),
+    ]
 
 
 def test_schema_is_loaded_once() -> None:
@@ -473,6 +515,7 @@ JSON = st.recursive(
 
 
 def optional(**fields: st.SearchStrategy[Any]) -> dict[str, st.SearchStrategy[Any]]:
+    """Keyword arguments as the (typed) mapping ``fixed_dictionaries`` expects."""
     return fields
 
 
@@ -507,20 +550,22 @@ TRANSITIONS = st.fixed_dictionaries(
     ),
 )  # fmt: skip
 SPECS = st.fixed_dictionaries(
-    {
-        "meta": st.fixed_dictionaries(
+    optional(
+        meta=st.fixed_dictionaries(
             {"machine_name": st.text(min_size=1, max_size=5)},
             optional=optional(
-                version=st.text(max_size=4), strict_mode=st.booleans(),
-                description=st.text(max_size=5), metadata=METADATA,
+                version=st.text(max_size=4),
+                strict_mode=st.booleans(),
+                description=st.text(max_size=5),
+                metadata=METADATA,
             ),
-        ),  # fmt: skip
-        "states": st.lists(STATES, min_size=1, max_size=3),
-    },
+        ),
+        states=st.lists(STATES, min_size=1, max_size=3),
+    ),
     optional=optional(
         transitions=st.lists(TRANSITIONS, max_size=3),
         error_policy=st.fixed_dictionaries(
-            {},
+            optional(),
             optional=optional(
                 default_fallback=IDENTIFIERS,
                 retry_attempts=st.one_of(st.integers(min_value=0), st.just(3.0)),
@@ -542,7 +587,24 @@ def containers(node: Any) -> list[Any]:
     return found
 
 
-INTERESTING = [None, True, False, 0, 1, -1, 1.0, 1.5, 0.0, "", "*", "x-y", "1st", [], {}, ["*"]]
+INTERESTING: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.0,
+    1.5,
+    0.0,
+    "",
+    "*",
+    "x-y",
+    "1st",
+    [],
+    {},
+    ["*"],
+]
 
 
 def edit(doc: Any, rng: random.Random, pool: list[Any]) -> None:
@@ -595,14 +657,19 @@ def variants(draw: st.DrawFn, base: st.SearchStrategy[Any], count: int = 8) -> l
 @given(variants(SPECS))
 def test_compiled_machine_schema_agrees_with_jsonschema(docs: list[Any]) -> None:
     assert REFERENCE.is_valid(docs[0]), "the spec strategy must build valid specs"
+    explained = False
     for doc in docs:
         verdict = REFERENCE.is_valid(doc)
         assert COMPILED(doc) is verdict, doc
-        if not verdict:
-            # Whatever came in, the rejection is explained.
+        if not verdict and not explained:
+            # Whatever came in, the rejection is explained (once per example: running
+            # jsonschema twice for every variant would double the cost of the test).
             issues = validate(doc)
             assert issues
             assert len(set(issues)) == len(issues)
+            # Explaining only the parts the compiled checks reject loses nothing.
+            assert issues == MACHINE_EXPLAINER.explain(doc, piecewise=False)
+            explained = True
 
 
 # --- a synthetic schema for the keywords the machine schema does not use --------------
@@ -632,7 +699,9 @@ SYNTHETIC: dict[str, Any] = {
             "maxItems": 3,
         },
         "pair": {"type": ["array", "string"], "minItems": 2, "maxLength": 2},
-        "choice": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 5}, {"const": "x"}]},
+        "choice": {
+            "oneOf": [{"type": "integer"}, {"type": "number", "minimum": 5}, {"const": "x"}]
+        },
         "both": {"allOf": [{"type": "string"}, {"not": {"const": "no"}}]},
         "never": False,
         "always": True,
@@ -644,9 +713,24 @@ SYNTHETIC: dict[str, Any] = {
             "properties": {"k": {}},
             "additionalProperties": {"type": "boolean"},
         },
-        "kinds": {"anyOf": [{"$ref": "#/$defs/smallNumber"}, {"type": "array"}, {"enum": ["s", "t"]}]},
+        "kinds": {
+            "anyOf": [{"$ref": "#/$defs/smallNumber"}, {"type": "array"}, {"enum": ["s", "t"]}]
+        },
         "self": {"$ref": "#"},
         "first": {"$ref": "#/properties/kinds/anyOf/0"},
+        "label": {"anyOf": [{"type": "string", "maxLength": 1}, {"enum": ["long"]}]},
+        "maybe": {"anyOf": [False, {"type": "integer"}]},
+        "mixed": {"oneOf": [{"allOf": [True, {"type": "string"}]}, {"type": "integer"}]},
+        "nested": {
+            "anyOf": [
+                {"oneOf": [{"type": "integer"}, {"type": "null"}]},
+                {"type": "string", "pattern": "^a"},
+            ]
+        },
+        "either": {"oneOf": [True, {"type": "integer"}, False]},
+        "via_ref": {"anyOf": [{"$ref": "#/properties/count"}, {"type": "null"}]},
+        "nest": {"$ref": "#/$defs/nest"},
+        "ids": {"type": ["string", "null"], "minItems": 1, "pattern": "^i"},
     },
     "additionalProperties": False,
     "$defs": {
@@ -660,11 +744,15 @@ SYNTHETIC: dict[str, Any] = {
             },
         },
         "smallNumber": {"type": "integer", "maximum": 9},
+        "nest": {
+            "anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#/$defs/nest"}}]
+        },
         "un~used/def": {"title": "never referenced, still compiled"},
     },
 }
 SYNTHETIC_REFERENCE = Draft202012Validator(SYNTHETIC)
 SYNTHETIC_VALIDATOR = SchemaValidator(SYNTHETIC)
+SYNTHETIC_EXPLAINER = schema_module._Explainer(SYNTHETIC)
 
 SYNTHETIC_VALUES = st.one_of(
     JSON,
@@ -686,6 +774,8 @@ def test_compiled_synthetic_schema_agrees_with_jsonschema(docs: list[Any]) -> No
         assert SYNTHETIC_VALIDATOR.is_valid(doc) is verdict, doc
         issues = SYNTHETIC_VALIDATOR.validate(doc)
         assert bool(issues) is not verdict
+        if issues:
+            assert issues == SYNTHETIC_EXPLAINER.explain(doc, piecewise=False)
 
 
 SYNTHETIC_CASES: list[Any] = [
@@ -736,10 +826,15 @@ SYNTHETIC_CASES: list[Any] = [
     ),
     pytest.param(
         {"choice": 7},
-        [(("choice",), "expected exactly one of an integer, a number or \"x\", got integer 7, "
-          "which is an integer and a number")],
+        [
+            (
+                ("choice",),
+                'expected exactly one of an integer, a number or "x", got integer 7, '
+                "which is an integer and a number",
+            )
+        ],
         id="one-of-matches-two",
-    ),  # fmt: skip
+    ),
     pytest.param(
         {"choice": 2.5},
         [(("choice",), "expected a number >= 5, got 2.5")],
@@ -747,7 +842,7 @@ SYNTHETIC_CASES: list[Any] = [
     ),
     pytest.param(
         {"choice": "y"},
-        [(("choice",), 'expected "x", got \'y\'')],
+        [(("choice",), "expected \"x\", got 'y'")],
         id="one-of-const",
     ),
     pytest.param(
@@ -757,7 +852,7 @@ SYNTHETIC_CASES: list[Any] = [
     ),
     pytest.param(
         {"both": "no"},
-        [(("both",), 'expected anything but "no", got string \'no\'')],
+        [(("both",), "expected anything but \"no\", got string 'no'")],
         id="not",
     ),
     pytest.param({"never": 1}, [(("never",), "no value is allowed here, got integer 1")], id="F"),
@@ -800,14 +895,84 @@ SYNTHETIC_CASES: list[Any] = [
         [(("kinds",), "expected a small number, an array or one of s, t, got object {}")],
         id="no-branch-for-object",
     ),
-    pytest.param({"self": {"never": None}}, [(("self", "never"), "no value is allowed here, got null")],
-                 id="root-ref"),  # fmt: skip
+    pytest.param(
+        {"self": {"never": None}},
+        [(("self", "never"), "no value is allowed here, got null")],
+        id="root-ref",
+    ),
     pytest.param({"first": 12}, [(("first",), "expected an integer <= 9, got 12")], id="ptr-ref"),
     pytest.param(
+        {"label": "xyz"},
+        [(("label",), "expected a string or one of long, got 'xyz'")],
+        id="two-candidates-without-patterns",
+    ),
+    pytest.param(
+        {"maybe": "x"}, [(("maybe",), "expected an integer, got string 'x'")], id="false-branch"
+    ),
+    pytest.param(
+        {"mixed": None},
+        [(("mixed",), "expected a value or an integer, got null")],
+        id="all-of-branch",
+    ),
+    pytest.param(
+        {"nested": True},
+        [(("nested",), "expected an integer, null or a string, got boolean true")],
+        id="nested-alternatives",
+    ),
+    pytest.param(
+        {"nested": "b"},
+        [(("nested",), "expected a string matching '^a', got 'b'")],
+        id="nested-alternatives-string",
+    ),
+    pytest.param(
+        {"either": 1},
+        [
+            (
+                ("either",),
+                "expected exactly one of anything, an integer or nothing, got integer 1, "
+                "which is anything and an integer",
+            )
+        ],
+        id="one-of-true-false",
+    ),
+    pytest.param(
+        {"via_ref": "s"},
+        [(("via_ref",), "expected an integer or null, got string 's'")],
+        id="ref-to-unnamed-branch",
+    ),
+    pytest.param(
+        {"nest": "s"},
+        [
+            (
+                ("nest",),
+                "expected an integer or a list of integers or lists of values, got string 's'",
+            )
+        ],
+        id="recursive-alternation",
+    ),
+    pytest.param({"nest": [1, [2, [3]]]}, [], id="recursive-alternation-valid"),
+    pytest.param(
+        {"ids": "x"},
+        [(("ids",), "expected a string matching '^i', got 'x'")],
+        id="type-list-pattern",
+    ),
+    pytest.param({"ids": None, "short": 12345, "tags": ["a", 1, True]}, [], id="groups-skip-types"),
+    pytest.param({"open": {"a": 1, "b": "x"}}, [], id="open-object"),
+    pytest.param(
+        {"open": {"a": "1"}}, [(("open", "a"), "expected an integer, got string '1'")], id="open"
+    ),
+    pytest.param(
         {"nope": 1},
-        [(("nope",), "unknown key 'nope'; expected one of: " + ", ".join(sorted(SYNTHETIC["properties"])) + " (did you mean 'open'?)")],
+        [
+            (
+                ("nope",),
+                "unknown key 'nope'; expected one of: "
+                + ", ".join(sorted(SYNTHETIC["properties"]))
+                + " (did you mean 'open'?)",
+            )
+        ],
         id="unknown",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -816,3 +981,195 @@ def test_synthetic_schema_cases(doc: Any, expected: Expected) -> None:
     assert SYNTHETIC_VALIDATOR.is_valid(doc) is SYNTHETIC_REFERENCE.is_valid(doc)
     issues = SYNTHETIC_VALIDATOR.validate(doc)
     assert [(issue.path, issue.message) for issue in issues] == expected
+    assert issues == SYNTHETIC_EXPLAINER.explain(doc, piecewise=False)
+
+
+def test_schema_validator_exposes_its_check() -> None:
+    assert SYNTHETIC_VALIDATOR.check({"count": 1})
+    assert not SYNTHETIC_VALIDATOR.check({"count": 1.5})
+
+
+# --- compiling ----------------------------------------------------------------------
+
+COMBINATIONS: list[dict[str, Any]] = [
+    {"allOf": [{"type": "integer"}, False]},
+    {"allOf": [{"type": "integer"}, {"minimum": 0}, {"maximum": 5}, {"not": {"const": 3}}]},
+    {"allOf": [True, {}]},
+    {"anyOf": [{"type": "string"}, True]},
+    {"anyOf": [False, False]},
+    {"anyOf": [False, {"type": "string"}]},
+    {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]},
+    {"oneOf": [{"type": "integer"}, {"minimum": 2}]},
+    {"oneOf": [False]},
+    {"not": {}},
+    {"not": False},
+    {"not": {"type": "string"}},
+    {"type": ["string", "null"], "minItems": 1, "minimum": 3},
+    {"type": ["integer", "boolean"], "minimum": 3},
+    {"type": "number", "maximum": 3},
+    {"type": "string", "minLength": 1},
+    {"type": "array", "maxItems": 1},
+    {"type": "object", "required": ["a"]},
+    {
+        "type": "object",
+        "properties": {"a": {}, "b": {"type": "string"}},
+        "additionalProperties": {},
+    },
+    {"items": {"type": "integer"}, "uniqueItems": True},
+    {"enum": [[1, {"a": True}], 1.5, "x"]},
+    {"const": {"a": [1, False]}},
+]
+VALUES: list[Any] = [
+    None, True, False, 0, 1, 1.0, 2, 3, 3.0, 4, 6, -1, 1.5, "", "x", "xy", [], [1], [1, 1.0],
+    [1, True], [True, True], {}, {"a": 1}, {"a": [1, False]}, {"a": [1.0, 0]}, {"b": 2},
+    {"a": 1, "b": "s"}, [1, {"a": True}], [1.0, {"a": 1}], Decimal("3.5"), Fraction(7, 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema", COMBINATIONS, ids=lambda schema: str(schema)[:40])
+def test_compiled_combinations_agree_with_jsonschema(schema: dict[str, Any]) -> None:
+    check = compile_schema(schema)
+    reference = Draft202012Validator(schema)
+    for value in VALUES:
+        assert check(value) is reference.is_valid(value), value
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Ratio(float):
+    pass
+
+
+TYPED_VALUES: list[Any] = [
+    None, True, False, 0, -7, 1.0, 1.5, float("inf"), float("nan"), "s", [], {}, (), Level.LOW,
+    Ratio(2.0), Ratio(2.5), Decimal("1.0"), Fraction(1, 2), 2j, datetime.date(2024, 1, 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(schema_module._TYPE_PREDICATES))
+def test_type_predicates_match_jsonschema(name: str) -> None:
+    checker = Draft202012Validator.TYPE_CHECKER
+    predicate = schema_module._TYPE_PREDICATES[name]
+    for value in TYPED_VALUES:
+        assert predicate(value) is checker.is_type(value, name), value
+
+
+def test_unhashable_values_equal_nothing_but_themselves() -> None:
+    check = compile_schema({"enum": [[1], {"a": 1}]})
+    assert not check({1})
+    assert not check([{1}])
+    assert check([1.0])
+    unique = compile_schema({"uniqueItems": True})
+    shared = {1}
+    assert not unique([shared, shared])
+    assert Draft202012Validator({"uniqueItems": True}).is_valid([shared, shared]) is False
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"patternProperties": {"^x": {}}}, r"keyword\(s\) 'patternProperties' at #:"),
+        ({"properties": {"a": {"if": {}, "then": {}}}}, r"'if', 'then' at #/properties/a:"),
+        ({"$defs": {"a/b": {"format": "email"}}}, r"'format' at #/\$defs/a~1b"),
+        ({"items": {"prefixItems": [{}]}}, r"'prefixItems' at #/items"),
+        ({"anyOf": [{"$id": "urn:x"}]}, r"'\$id' at #/anyOf/0 is not supported"),
+        ({"$ref": "other.json#/a"}, r"only local references"),
+        ({"$ref": "#anchor"}, r"anchors are not supported"),
+        ({"$ref": "#/$defs/missing"}, r"does not resolve"),
+        ({"allOf": [{}], "not": {"$ref": "#/allOf/1"}}, r"does not resolve"),
+        ({"type": "text"}, r"not a valid draft 2020-12 JSON Schema"),
+        ({"$schema": "http://json-schema.org/draft-07/schema#"}, r"unsupported \$schema"),
+    ],
+)  # fmt: skip
+def test_compile_schema_refuses_what_it_cannot_enforce(
+    schema: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        compile_schema(schema)
+
+
+def test_every_keyword_of_the_machine_schema_is_supported() -> None:
+    def keywords(schema: Any) -> set[str]:
+        if not isinstance(schema, dict):
+            return set()
+        found = set(schema)
+        for keyword in ("properties", "$defs"):
+            for sub in schema.get(keyword, {}).values():
+                found |= keywords(sub)
+        for keyword in ("items", "additionalProperties", "not"):
+            found |= keywords(schema.get(keyword))
+        for keyword in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(keyword, []):
+                found |= keywords(sub)
+        return found
+
+    found = keywords(MACHINE)
+    assert {"$ref", "anyOf", "pattern", "additionalProperties", "const"} <= found
+
+    assert found <= SUPPORTED_KEYWORDS
+
+
+def test_pattern_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema_module, "_MEMO_LIMIT", 2)
+    monkeypatch.setattr(schema_module, "_MEMO_MAX_LENGTH", 3)
+    for limit in (None, 10):
+        schema: dict[str, Any] = {"pattern": "^a"}
+        if limit is not None:
+            schema["maxLength"] = limit
+        check = compile_schema(schema)
+        for _ in range(2):
+            for text in ["a", "b", "ab", "ba", "abcde", "bcdef", "a"]:
+                assert check(text) is text.startswith("a")
+
+
+def test_recursive_schema_compiles_once_and_recurses() -> None:
+    schema = {
+        "$defs": {"list": {"type": "array", "items": {"$ref": "#/$defs/list"}}},
+        "$ref": "#/$defs/list",
+    }
+    check = compile_schema(schema)
+    assert check([[], [[]]])
+    assert not check([[], [1]])
+
+
+# --- rendering ----------------------------------------------------------------------
+
+
+NESTED: dict[str, Any] = {"k": {"k": {"k": {"k": {"k": {"k": {"k": {}}}}}}}}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "null"),
+        (True, "true"),
+        ("it's", '"it\'s"'),
+        (1.0, "1.0"),
+        ({"a": [1, None], 2: False}, "{'a': [1, null], 2: false}"),
+        (list(range(100)), "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11..."),
+        ("x" * 100, "'" + "x" * 36 + "..."),
+        (NESTED, "{'k': {'k': {'k': {'k': {'k': {'k': {..."),
+        (datetime.date(2024, 1, 2), "2024-01-02"),
+        (Decimal("2.50"), "2.50"),
+    ],
+)  # fmt: skip
+def test_values_are_shown_compactly(value: Any, shown: str) -> None:
+    assert schema_module._show(value) == shown
+    assert len(shown) <= 40
+
+
+@pytest.mark.parametrize(
+    ("name", "nouns"),
+    [
+        ("identifier", ("an identifier", "identifiers")),
+        ("errorPolicy", ("an error policy", "error policies")),
+        ("state", ("a state", "states")),
+        ("box", ("a box", "boxes")),
+        ("day", ("a day", "days")),
+        ("time_zone", ("a time zone", "time zones")),
+    ],
+)
+def test_definition_names_read_as_nouns(name: str, nouns: tuple[str, str]) -> None:
+    assert schema_module._name_noun(name) == nouns

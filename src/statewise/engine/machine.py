@@ -16,11 +16,12 @@ the machine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 from typing import Any, Protocol
 
 from statewise.engine.guards import GuardRegistry
 from statewise.engine.rules import Candidates, RuleTable
-from statewise.engine.views import ReadOnlyView
+from statewise.engine.views import make_view
 from statewise.errors import (
     GuardError,
     GuardNotFoundError,
@@ -36,7 +37,8 @@ from statewise.errors import (
 from statewise.model.checks import Issue, check_definition
 from statewise.model.definition import MachineDefinition, State, Transition
 from statewise.model.event import Event
-from statewise.model.result import Decision, TraceStep, TransitionResult
+from statewise.model.frozen import EMPTY, FrozenDict
+from statewise.model.result import Decision, TraceStep, TransitionResult, make_result
 
 __all__ = ["Locator", "Machine"]
 
@@ -91,7 +93,7 @@ class Machine:
         self.source = source
         self._rules = RuleTable.build(definition)
         self._guards: dict[str, tuple[Callable[..., Any], int]] | None = None
-        self._memo: dict[object, Decision] = {}
+        self._memo: dict[object, TransitionResult] = {}
         self._plain_events = {t: Event(t) for t in self._rules.triggers}
         if guards is not None:
             self.bind_guards(guards)
@@ -139,6 +141,8 @@ class Machine:
         :class:`GuardError` when a guard raises or returns a non-bool, and
         :class:`GuardsNotBoundError` when a guard is needed but none are bound.
         """
+        # Hot path: every line here is paid per event. The memo holds finished results
+        # for plain-trigger events; an Event gets the shared decision and itself.
         if type(event) is str:
             trigger = event
             ev = None
@@ -151,44 +155,40 @@ class Machine:
         if rules is None:
             raise UndefinedStateError(current_state, self._rules.states)
         candidates = rules.get(trigger)
-        if candidates is None:
-            decision = self._no_candidate(current_state, trigger)
-        elif not candidates[0].guards:
-            key = (current_state, trigger)
-            cached = self._memo.get(key)
-            decision = (
-                cached
-                if cached is not None
-                else self._remember(key, self._decide(current_state, candidates, ()))
-            )
-        else:
-            decision = self._run_guards(current_state, trigger, candidates, context, ev)
+        if candidates is not None and candidates[0].guards:
+            return self._run_guards(current_state, trigger, candidates, context, ev)
+        key = (current_state, trigger)
+        known = self._memo.get(key)
+        if known is None:
+            if candidates is None:
+                decision = self._no_candidate(current_state, trigger)
+                if trigger not in self._plain_events:
+                    # Unknown triggers come from outside: never let them fill the memo.
+                    return make_result(decision, ev or Event(trigger))
+            else:
+                decision = self._decide(current_state, candidates, ())
+            known = self._remember(key, decision, trigger)
         if ev is None:
-            ev = self._plain_events.get(trigger) or Event(trigger)
-        return TransitionResult(decision, ev)
+            return known
+        return make_result(known.decision, ev)
 
-    def _remember(self, key: object, decision: Decision) -> Decision:
+    def _remember(self, key: object, decision: Decision, trigger: str) -> TransitionResult:
         memo = self._memo
         if len(memo) >= _MEMO_LIMIT:
-            memo.clear()  # bounded: a machine must not grow without end
-        memo[key] = decision
-        return decision
+            # Bounded: drop the older half (dicts keep insertion order), keep the rest.
+            for old in list(islice(memo, _MEMO_LIMIT // 2)):
+                del memo[old]
+        result = memo[key] = make_result(decision, self._plain_events[trigger])
+        return result
 
     def _no_candidate(self, state: str, trigger: str) -> Decision:
-        key = (state, trigger)
-        decision: Decision | None = self._memo.get(key)
-        if decision is not None:
-            return decision
         if state in self._rules.terminal:
-            decision = Decision.rejected(state, trigger, _TERMINAL)
-        elif not self.definition.strict_mode:
-            decision = Decision.ignored_event(state, trigger)
-        elif trigger in self._rules.triggers:
-            decision = Decision.rejected(state, trigger, _INVALID)
-        else:
-            # Unknown triggers come from outside: never let them fill the memo.
-            return Decision.rejected(state, trigger, _UNDEFINED_TRIGGER)
-        return self._remember(key, decision)
+            return Decision.rejected(state, trigger, _TERMINAL)
+        if not self.definition.strict_mode:
+            return Decision.ignored_event(state, trigger)
+        if trigger in self._rules.triggers:
+            return Decision.rejected(state, trigger, _INVALID)
+        return Decision.rejected(state, trigger, _UNDEFINED_TRIGGER)
 
     def _run_guards(
         self,
@@ -197,15 +197,18 @@ class Machine:
         candidates: Candidates,
         context: Mapping[str, Any] | None,
         ev: Event | None,
-    ) -> Decision:
+    ) -> TransitionResult:
         guards = self._guards
         if context is None:
             context = _EMPTY_CONTEXT
         elif type(context) is not dict and not isinstance(context, Mapping):
             raise TypeError(f"context must be a mapping or None, got {type(context).__name__}")
-        payload = ev.payload if ev is not None else None
-        merged = ReadOnlyView(context, payload) if payload else ReadOnlyView(context)
-        verdicts: list[int] = []  # per candidate: index of the guard that said no, or -1
+        if ev is None:
+            ev = self._plain_events[trigger]
+        payload = ev.payload
+        # The payload is a FrozenDict: read its dict directly, at C speed.
+        merged = make_view(context, None if payload is EMPTY else _raw(payload))
+        verdicts: tuple[int, ...] = ()  # per candidate: index of the guard that said no, or -1
         for t in candidates:
             failed = -1
             for i, name in enumerate(t.guards):
@@ -213,10 +216,7 @@ class Machine:
                     raise GuardsNotBoundError(name)
                 fn, arity = guards[name]
                 try:
-                    if arity == 1:
-                        ok = fn(merged)
-                    else:
-                        ok = fn(ReadOnlyView(context), ev or self._plain_events[trigger])
+                    ok = fn(merged) if arity == 1 else fn(make_view(context, None), ev)
                 except Exception as exc:
                     raise GuardError(name, state, trigger, self._index(t)) from exc
                 if ok is not True:
@@ -226,14 +226,14 @@ class Machine:
                         )
                     failed = i
                     break
-            verdicts.append(failed)
+            verdicts += (failed,)
             if failed < 0:
                 break
-        key = (state, trigger, tuple(verdicts))
-        decision: Decision | None = self._memo.get(key)
-        if decision is None:
-            decision = self._remember(key, self._decide(state, candidates, key[2]))
-        return decision
+        key = (state, trigger, verdicts)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._remember(key, self._decide(state, candidates, verdicts), trigger)
+        return make_result(known.decision, ev)
 
     def _decide(self, state: str, candidates: Candidates, verdicts: tuple[int, ...]) -> Decision:
         """Build the decision for ``verdicts`` (see ``_run_guards``); memoized by callers."""
@@ -364,3 +364,8 @@ def _format(path: tuple[str | int, ...]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+def _raw(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The dict inside an event's FrozenDict payload (read-only use only)."""
+    return payload._data if isinstance(payload, FrozenDict) else payload

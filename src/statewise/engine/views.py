@@ -8,9 +8,9 @@ through a view and change the caller's data.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, cast, overload
 
-__all__ = ["ReadOnlyList", "ReadOnlyView", "read_only"]
+__all__ = ["ReadOnlyList", "ReadOnlyView", "make_view", "read_only"]
 
 _MISSING: Any = object()
 _NO_FALLBACK: dict[str, Any] = {}
@@ -75,6 +75,19 @@ class ReadOnlyView(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"ReadOnlyView({dict(self.items())!r})"
+
+
+_new = object.__new__
+_set_primary = cast(Any, ReadOnlyView.__dict__["_primary"]).__set__
+_set_fallback = cast(Any, ReadOnlyView.__dict__["_fallback"]).__set__
+
+
+def make_view(primary: Mapping[str, Any], fallback: Mapping[str, Any] | None) -> ReadOnlyView:
+    """``ReadOnlyView(primary, fallback)`` without a Python-level ``__init__`` (hot path)."""
+    view: ReadOnlyView = _new(ReadOnlyView)
+    _set_primary(view, primary)
+    _set_fallback(view, _NO_FALLBACK if fallback is None else fallback)
+    return view
 
 
 class ReadOnlyList(Sequence[Any]):

@@ -30,7 +30,7 @@ class Event:
             raise TypeError(f"Event.trigger must be a str, got {type(self.trigger).__name__}")
         payload = self.payload
         if payload is not EMPTY:
-            if not isinstance(payload, Mapping):
+            if type(payload) is not dict and not isinstance(payload, Mapping):
                 raise TypeError(f"Event.payload must be a mapping, got {type(payload).__name__}")
             object.__setattr__(self, "payload", deep_freeze(payload))
 

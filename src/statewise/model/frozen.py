@@ -27,6 +27,14 @@ class FrozenDict(Mapping[K, V]):
         object.__setattr__(self, "_data", dict(data) if data else {})
         object.__setattr__(self, "_hash", None)
 
+    @classmethod
+    def _adopt(cls, data: dict[K, V]) -> FrozenDict[K, V]:
+        """Wrap ``data`` without copying it: the caller gives up its only reference."""
+        new = object.__new__(cls)
+        object.__setattr__(new, "_data", data)
+        object.__setattr__(new, "_hash", None)
+        return new
+
     def __getitem__(self, key: K) -> V:
         return self._data[key]
 
@@ -81,23 +89,25 @@ def deep_freeze(value: Any) -> Any:
 
     Other values are kept as they are (strings, numbers, ``None``, user objects).
     """
-    if isinstance(value, FrozenDict):
-        if all(_is_frozen_scalar(v) for v in value._data.values()):
-            return value
-        return FrozenDict({k: deep_freeze(v) for k, v in value._data.items()})
-    if isinstance(value, Mapping):
+    t = type(value)
+    if t in _SCALARS:  # the common case, checked without any ABC machinery
+        return value
+    if t is FrozenDict and all(type(v) in _SCALARS for v in value._data.values()):
+        return value
+    if t is dict or t is FrozenDict or (t is not str and isinstance(value, Mapping)):
         if not value:
             return EMPTY
-        return FrozenDict({k: deep_freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(deep_freeze(v) for v in value)
+        return FrozenDict._adopt(
+            {k: v if type(v) in _SCALARS else deep_freeze(v) for k, v in value.items()}
+        )
+    if t is list or t is tuple or isinstance(value, list | tuple):
+        return tuple([v if type(v) in _SCALARS else deep_freeze(v) for v in value])
     if isinstance(value, set | frozenset):
         return frozenset(deep_freeze(v) for v in value)
     return value
 
 
-def _is_frozen_scalar(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def thaw(value: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from statewise.errors import TransitionError, make_transition_error
 from statewise.model.definition import State, Timeout, Transition
@@ -150,6 +150,12 @@ class Decision:
         return self.success and self.source_state != self.target_state
 
     @property
+    def entered(self) -> bool:
+        """The target state was entered (an external transition): (re)arm its timeout."""
+        t = self.transition
+        return self.success and t is not None and t.dest is not None
+
+    @property
     def is_self_transition(self) -> bool:
         """An external transition back to its own source: exit and enter both run."""
         t = self.transition
@@ -225,6 +231,11 @@ class TransitionResult:
     @property
     def is_self_transition(self) -> bool:
         return self.decision.is_self_transition
+
+    @property
+    def entered(self) -> bool:
+        """The target state was entered: store a new deadline from ``timeout`` (or none)."""
+        return self.decision.entered
 
     @property
     def trace(self) -> tuple[TraceStep, ...]:
@@ -322,3 +333,18 @@ def _transition_from_dict(data: Mapping[str, Any]) -> Transition:
         description=data.get("description"),
         metadata=deep_freeze(data.get("metadata") or {}),
     )
+
+
+# The engine builds a result per event: skip the frozen dataclass __init__ (two
+# ``object.__setattr__`` calls through Python) and set the slots directly.
+_new = object.__new__
+_set_decision = cast(Any, TransitionResult.__dict__["decision"]).__set__
+_set_event = cast(Any, TransitionResult.__dict__["event"]).__set__
+
+
+def make_result(decision: Decision, event: Event) -> TransitionResult:
+    """``TransitionResult(decision, event)``, built the fast way (hot path only)."""
+    result: TransitionResult = _new(TransitionResult)
+    _set_decision(result, decision)
+    _set_event(result, event)
+    return result

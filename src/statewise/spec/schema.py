@@ -4,8 +4,9 @@ The schema (``statewise/schemas/machine.schema.json``) is the single source of t
 ``jsonschema`` interprets it faithfully but spends ~150 µs per item, seconds for a
 large machine, so :func:`compile_schema` turns the schema into a tree of closures
 once, and those answer "valid?" in a small fraction of that time. Only a rejected
-document is handed to ``jsonschema``, whose errors are then rewritten into
-:class:`SchemaIssue` records that say what was expected and what came in.
+document is handed to ``jsonschema`` (and only the parts of it the compiled checks
+reject), whose errors are then rewritten into :class:`SchemaIssue` records that say
+what was expected and what came in.
 
 The compiler knows a deliberately small set of keywords and refuses every other one,
 so a schema edit can never be enforced by half without anyone noticing: teach the
@@ -14,6 +15,7 @@ compiler the keyword first.
 
 from __future__ import annotations
 
+import datetime
 import json
 import numbers
 import re
@@ -81,7 +83,7 @@ SUPPORTED_KEYWORDS: Final = _ANNOTATION_KEYWORDS | _ASSERTION_KEYWORDS
 # than LRU bookkeeping, and a refill costs one regex search per distinct string.
 _MEMO_LIMIT: Final = 1 << 15
 # Long strings rarely repeat, and keeping them alive in a memo would pin their memory.
-_MEMO_MAX_LENGTH: Final = 256
+_MEMO_MAX_LENGTH: Final = 64
 
 # Plain-language readings of patterns the packaged schema uses; a pattern missing
 # here is shown as the regex itself.
@@ -622,7 +624,8 @@ def compile_schema(schema: Mapping[str, Any]) -> Check:
     :data:`SUPPORTED_KEYWORDS` are understood and ``$ref`` must be local (``#...``);
     anything else, a nested ``$id``, a ``$schema`` other than draft 2020-12, or a
     schema that is not valid against the draft's metaschema raises ``ValueError``.
-    The check keeps no per-call state and may be shared between threads.
+    The check holds no state but a memo of pattern verdicts, and may be shared
+    between threads.
     """
     try:
         Draft202012Validator.check_schema(schema)
@@ -683,7 +686,9 @@ def _tokens(value: Any) -> Iterator[str]:
             yield from _tokens(item)
         yield "]"
     else:
-        yield repr(value)
+        # Numbers and whatever else a parser may produce (a YAML date, say) read
+        # best as their plain text.
+        yield str(value)
 
 
 def _show(value: Any) -> str:
@@ -719,9 +724,8 @@ def _type_label(value: Any) -> str:
 
 def _typed(value: Any) -> str:
     """``value`` with its JSON type in front: ``integer 5``, ``array [1]``, ``null``."""
-    if value is None:
-        return "null"
-    return f"{_type_label(value)} {_show(value)}"
+    label = _type_label(value)
+    return label if value is None else f"{label} {_show(value)}"
 
 
 def _kind(value: Any) -> str:
@@ -780,8 +784,25 @@ def _name_noun(name: str) -> tuple[str, str]:
     return f"{article} {words}", plural
 
 
+def _is_bare_ref(schema: Any) -> bool:
+    """Whether ``schema`` is a ``$ref`` with nothing beside it that could fail."""
+    return isinstance(schema, Mapping) and schema.keys() - _ANNOTATION_KEYWORDS == {"$ref"}
+
+
 def _is_alternation(schema: Any) -> bool:
     return isinstance(schema, Mapping) and not {"anyOf", "oneOf"}.isdisjoint(schema)
+
+
+def _unquoted_text(value: Any) -> str | None:
+    """What an unquoted YAML scalar that parsed as a number or date probably said."""
+    # ``version: 1.0`` arrives as a float and ``released: 2024-01-01`` as a date; the
+    # quoted form is what the author meant more often than not. (Booleans are left
+    # out: ``yes`` and ``on`` also parse as true, so the text cannot be recovered.)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if _is_number(value):
+        return str(value)
+    return None
 
 
 def _pattern_detail(schema: Any) -> str:
@@ -823,6 +844,31 @@ def _false_as_not(schema: Any) -> Any:
     return copied
 
 
+# Keywords whose errors a schema raises about the instance itself, plus the
+# applicators that merely hand each child to one subschema. A schema made of nothing
+# else can be explained piecewise: its own keywords first, then only the children
+# whose compiled check fails.
+_PIECEWISE: Final = _ANNOTATION_KEYWORDS | {
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+}
+
+
 class _Explainer:
     """Rewrites jsonschema's errors for one schema into :class:`SchemaIssue` lists."""
 
@@ -832,15 +878,77 @@ class _Explainer:
         self._validator = Draft202012Validator(schema)
         self._compiler = _Compiler(schema)
         self._checks: dict[int, Check] = {}
+        self._shallow: dict[int, Any] = {}
+        self._originals: dict[int, Any] = {}
         # jsonschema hands back the very subschema objects of ``schema``, so a $defs
         # entry is recognised, and named, by identity.
         self._names = {id(sub): name for name, sub in schema.get("$defs", {}).items()}
 
-    def explain(self, doc: Any) -> list[SchemaIssue]:
+    def explain(self, doc: Any, piecewise: bool = True) -> list[SchemaIssue]:
+        """Every issue with ``doc``, in document order.
+
+        ``piecewise`` runs jsonschema only over the parts of ``doc`` that the compiled
+        checks reject (one bad transition among thousands costs milliseconds rather
+        than a full jsonschema pass); the issues are the same either way.
+        """
         raw: list[_Raw] = []
-        for error in self._validator.iter_errors(doc):
-            raw.extend(self._translate(error))
+        if piecewise:
+            self._explain_part(self._schema, doc, (), raw)
+        else:
+            for error in self._validator.iter_errors(doc):
+                raw.extend(self._translate(error, ()))
         return _in_document_order(doc, raw)
+
+    def _explain_part(
+        self, schema: Any, value: Any, path: tuple[Any, ...], raw: list[_Raw]
+    ) -> None:
+        """Add the issues of ``value`` (at ``path``) against ``schema`` to ``raw``."""
+        # A bare $ref fails exactly as its target does.
+        seen: set[str] = set()
+        while _is_bare_ref(schema) and schema["$ref"] not in seen:
+            seen.add(schema["$ref"])
+            schema = _resolve(self._schema, schema["$ref"])
+        if not isinstance(schema, Mapping) or not schema.keys() <= _PIECEWISE:
+            self._run(schema, value, path, raw)
+            return
+        self._run(self._shallow_of(schema), value, path, raw)
+        if isinstance(value, dict):
+            properties = schema.get("properties", {})
+            extra = schema.get("additionalProperties", True)
+            for key, item in value.items():
+                sub = properties.get(key, extra)
+                if not isinstance(sub, bool) and not self._check(sub)(item):
+                    self._explain_part(sub, item, (*path, key), raw)
+        elif isinstance(value, list):
+            items = schema.get("items", True)
+            if not isinstance(items, bool):
+                check = self._check(items)
+                for index, item in enumerate(value):
+                    if not check(item):
+                        self._explain_part(items, item, (*path, index), raw)
+
+    def _run(self, schema: Any, value: Any, path: tuple[Any, ...], raw: list[_Raw]) -> None:
+        # evolve() keeps the root's resolver, so $refs inside ``schema`` still resolve.
+        for error in self._validator.evolve(schema=schema).iter_errors(value):
+            raw.extend(self._translate(error, path))
+
+    def _shallow_of(self, schema: Mapping[str, Any]) -> Any:
+        """``schema`` with its children's schemas replaced by ``true``.
+
+        Running it reports what is wrong with the value itself (its type, missing and
+        unknown keys, its size...) and nothing about the children.
+        """
+        shallow = self._shallow.get(id(schema))
+        if shallow is None:
+            copied = dict(schema)
+            if "properties" in copied:
+                copied["properties"] = dict.fromkeys(copied["properties"], True)
+            for keyword in ("items", "additionalProperties"):
+                if isinstance(copied.get(keyword), Mapping):
+                    copied[keyword] = True
+            shallow = self._shallow[id(schema)] = copied
+            self._originals[id(copied)] = schema
+        return shallow
 
     def _check(self, schema: Any) -> Check:
         check = self._checks.get(id(schema))
@@ -848,10 +956,11 @@ class _Explainer:
             check = self._checks[id(schema)] = self._compiler.node(schema, "#")
         return check
 
-    def _translate(self, error: ValidationError) -> Iterator[_Raw]:
-        path = tuple(error.absolute_path)
+    def _translate(self, error: ValidationError, prefix: tuple[Any, ...]) -> Iterator[_Raw]:
+        """Issues for one jsonschema error about the value at ``prefix``."""
+        path = (*prefix, *error.absolute_path)
         value: Any = error.instance
-        schema: Any = error.schema
+        schema: Any = self._originals.get(id(error.schema), error.schema)
         keyword = error.validator
         limit: Any = error.validator_value
         match keyword:
@@ -890,7 +999,7 @@ class _Explainer:
                 got = f"{len(value)} item{'s' if len(value) != 1 else ''}"
                 yield path, f"expected an empty list, got {got}", "an empty list", got, False
             case "anyOf" | "oneOf":
-                yield from self._alternatives(error, path)
+                yield from self._alternatives(error, path, prefix)
             case "not" if limit is not True:
                 yield _expected(path, f"anything but {self._noun(limit)[0]}", _typed(value))
             case "not" | None:
@@ -904,21 +1013,20 @@ class _Explainer:
         expected = _join([_TYPE_NOUNS[name][0] for name in types])
         got = _typed(value)
         message = f"expected {expected}, got {got}"
-        if "string" in types and _is_number(value):
-            # A YAML scalar like ``version: 1.0`` arrives as a float; offer the quoted
-            # form when that form would be accepted.
-            text = repr(value)
-            if self._check(schema)(text):
-                message += f' (quote it: "{text}")'
+        text = _unquoted_text(value) if "string" in types else None
+        if text is not None and self._check(schema)(text):
+            message += f' (quote it: "{text}")'
         return path, message, expected, got, False
 
-    def _alternatives(self, error: ValidationError, path: tuple[Any, ...]) -> Iterator[_Raw]:
+    def _alternatives(
+        self, error: ValidationError, path: tuple[Any, ...], prefix: tuple[Any, ...]
+    ) -> Iterator[_Raw]:
         branches: Any = error.validator_value
         value: Any = error.instance
         if not error.context:
             # oneOf fails this way only when several branches accept the value.
             matched = [self._noun(b)[0] for b in branches if self._check(b)(value)]
-            expected = "exactly one of " + _join([self._noun(b)[0] for b in branches])
+            expected = "exactly one of " + self._noun({"anyOf": branches})[0]
             got = _typed(value)
             yield (
                 path,
@@ -935,7 +1043,7 @@ class _Explainer:
         candidates = [i for i, branch in enumerate(branches) if kind in self._kinds(branch)]
         if not candidates:
             possible = [branch for branch in branches if self._kinds(branch)]
-            expected = _join([self._noun(branch)[0] for branch in possible]) or "nothing"
+            expected = self._noun({"anyOf": possible})[0] or "nothing"
             got = _typed(value)
             yield _expected(path, expected, got)
             return
@@ -943,14 +1051,15 @@ class _Explainer:
         if len(candidates) > 1 and not any(depth.values()):
             # Several branches take this type and all reject the value outright:
             # name them all rather than guess which one was meant.
-            expected = _join([self._noun(branches[i], detailed=True)[0] for i in candidates])
+            chosen_branches = [branches[i] for i in candidates]
+            expected = self._noun({"anyOf": chosen_branches}, detailed=True)[0]
             yield _expected(path, expected, _show(value))
             return
         # Otherwise the branch that got deepest into the value is the one meant.
         chosen = max(candidates, key=depth.__getitem__)
         others = [branch for i, branch in enumerate(branches) if i != chosen]
         for sub in errors[chosen]:
-            for raw in self._translate(sub):
+            for raw in self._translate(sub, prefix):
                 yield self._alone_hint(raw, path, value, others)
 
     def _alone_hint(
@@ -1004,16 +1113,26 @@ class _Explainer:
         self, schema: Any, detailed: bool = False, seen: frozenset[str] = frozenset()
     ) -> tuple[str, str]:
         """What a schema accepts, as a noun phrase: (singular, plural)."""
+        nouns = self._nouns(schema, detailed, seen)
+        return _join([s for s, _ in nouns]), _join([p for _, p in nouns])
+
+    def _nouns(
+        self, schema: Any, detailed: bool = False, seen: frozenset[str] = frozenset()
+    ) -> list[tuple[str, str]]:
+        """The alternatives a schema accepts, each as a (singular, plural) noun phrase.
+
+        Alternations are flattened, so nested ones still read as one list.
+        """
         if schema is True:
-            return "anything", "anything"
+            return [("anything", "anything")]
         if schema is False or schema is _NOTHING:
-            return "nothing", "nothing"
+            return [("nothing", "nothing")]
         if "const" in schema:
             literal = _literal(schema["const"])
-            return literal, literal
+            return [(literal, literal)]
         if "enum" in schema:
             options = ", ".join(map(_option, schema["enum"]))
-            return f"one of {options}", f"values among {options}"
+            return [(f"one of {options}", f"values among {options}")]
         ref = schema.get("$ref")
         if ref is not None and ref not in seen:
             target = _resolve(self._schema, ref)
@@ -1022,25 +1141,27 @@ class _Explainer:
             # out than named; any other named definition is called by its name.
             if name is not None and not _is_alternation(target):
                 singular, plural = _name_noun(name)
-                return singular + (_pattern_detail(target) if detailed else ""), plural
-            return self._noun(target, detailed, seen | {ref})
+                return [(singular + (_pattern_detail(target) if detailed else ""), plural)]
+            return self._nouns(target, detailed, seen | {ref})
         for keyword in ("anyOf", "oneOf"):
             if keyword in schema:
-                nouns = [self._noun(sub, detailed, seen) for sub in schema[keyword]]
-                return _join([s for s, _ in nouns]), _join([p for _, p in nouns])
+                flat = [n for sub in schema[keyword] for n in self._nouns(sub, detailed, seen)]
+                return list(dict.fromkeys(flat))
         types = _type_list(schema)
         if types == ("array",):
             base = "non-empty list" if schema.get("minItems", 0) >= 1 else "list"
             items = schema.get("items", True)
             if items is True:
-                return _TYPE_NOUNS["array"] if base == "list" else (f"a {base}", f"{base}s")
+                return [_TYPE_NOUNS["array"] if base == "list" else (f"a {base}", f"{base}s")]
             of = self._noun(items, False, seen)[1]
-            return f"a {base} of {of}", f"{base}s of {of}"
+            return [(f"a {base} of {of}", f"{base}s of {of}")]
         if types is not None:
-            singular = _join([_TYPE_NOUNS[name][0] for name in types])
-            plural = _join([_TYPE_NOUNS[name][1] for name in types])
-            return singular + (_pattern_detail(schema) if detailed else ""), plural
-        return "a value", "values"
+            nouns = [_TYPE_NOUNS[name] for name in types]
+            if detailed and len(nouns) == 1:
+                singular, plural = nouns[0]
+                nouns = [(singular + _pattern_detail(schema), plural)]
+            return nouns
+        return [("a value", "values")]
 
 
 _COMPARISONS: Final = {
@@ -1146,8 +1267,9 @@ class SchemaValidator:
     def validate(self, doc: Any) -> list[SchemaIssue]:
         """Every issue with ``doc``, in document order; ``[]`` when it is valid.
 
-        Valid documents cost one compiled check; only a rejected one is run through
-        jsonschema (built on first need), whose verdict is final.
+        A valid document costs one compiled check. For a rejected one, jsonschema
+        (set up on first need) is run over the parts the compiled checks reject, and
+        its errors are what is reported.
         """
         if self._check(doc):
             return []

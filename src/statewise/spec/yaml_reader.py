@@ -54,6 +54,9 @@ ALIAS_NODES_CEILING = 1_000_000
 # libyaml's composer recurses on the C stack once per nesting level and crashes the
 # interpreter somewhere past 20,000 levels, so deeper text must never reach it.
 _C_STACK_SAFE_DEPTH = 5_000
+# For _nesting_bound: a flow pair with nothing inside that could hide a bracket.
+_CLOSED_PAIR = re.compile(r"""[\[{][^\[\]{}'"#!]*[\]}]""")
+_PAIR_PASSES = 8
 
 _CORE = "tag:yaml.org,2002:"
 STR_TAG = _CORE + "str"
@@ -78,43 +81,46 @@ _TRUE = frozenset(("true", "True", "TRUE"))
 # What YAML counts as a line break (libyaml still honours YAML 1.1's NEL, LS and PS).
 _YAML_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _ALIAS_OR_COMMENT = re.compile("#[^\n\r\x85\u2028\u2029]*|\\*")
+_ALIAS_TOKEN = re.compile(r"\*?[^\s,\[\]{}]*")
 
 
-class _CoreLoader(_BaseLoader):
-    """Composes with core-schema resolution, remembering the tag of each plain scalar.
+def _core_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    """A loader class on ``base`` that composes with core-schema resolution.
 
-    The table is this class's own (PyYAML's global resolvers stay untouched). Specs
-    repeat the same scalars thousands of times, and PyYAML's resolver tries several
-    regular expressions per call, so each distinct text is resolved once per load.
+    Its resolver table is its own (PyYAML's global resolvers stay untouched). Specs
+    repeat the same scalars thousands of times and PyYAML's resolver tries several
+    regular expressions per call, so each loader remembers the tag of every plain
+    scalar text it has resolved.
     """
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's own protocol
+    class CoreLoader(base):  # type: ignore[valid-type,misc]  # base is chosen at run time
+        yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's protocol
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._plain_tags: dict[str, str] = {}
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._plain_tags: dict[str, str] = {}
 
-    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
-        if kind is ScalarNode:
-            if implicit[0]:
-                tag = self._plain_tags.get(value)
-                if tag is None:
-                    tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
-                return tag
-            return STR_TAG
-        return SEQ_TAG if kind is SequenceNode else MAP_TAG
+        def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+            if kind is ScalarNode:
+                if implicit[0]:
+                    tag = self._plain_tags.get(value)
+                    if tag is None:
+                        tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
+                    return tag
+                return STR_TAG
+            return SEQ_TAG if kind is SequenceNode else MAP_TAG
+
+    for tag, pattern, first in (
+        (NULL_TAG, _NULL, ["~", "n", "N", ""]),  # "": the empty scalar has no first character
+        (BOOL_TAG, _BOOL, list("tTfF")),
+        (INT_TAG, _INT, list("-+0123456789")),
+        (FLOAT_TAG, _FLOAT, list("-+.0123456789")),
+    ):
+        CoreLoader.add_implicit_resolver(tag, pattern, first)
+    return CoreLoader
 
 
-for _tag, _pattern, _first in (
-    (NULL_TAG, _NULL, "~nN"),
-    (BOOL_TAG, _BOOL, "tTfF"),
-    (INT_TAG, _INT, "-+0123456789"),
-    (FLOAT_TAG, _FLOAT, "-+.0123456789"),
-):
-    # An empty plain scalar is looked up under the key "" (it has no first character).
-    _CoreLoader.add_implicit_resolver(_tag, _pattern, [*_first, *([""] if _tag == NULL_TAG else [])])
-
-_LOADER: type[_CoreLoader] = _CoreLoader
+_LOADER = _core_loader(_BaseLoader)
 
 
 def _to_int(text: str) -> int:
@@ -212,15 +218,29 @@ def _compose(text: str, file: str | None) -> Node | None:
 
 
 def _nesting_bound(text: str) -> int:
-    """An upper bound on how deeply ``text`` can nest, from character counts alone.
+    """An upper bound on how deeply ``text`` nests, from its characters alone.
 
-    Flow collections need an opening bracket per level (``[]`` and ``{}`` are
-    empty and hold nothing); block collections need more indentation (or one more
-    ``- `` on the line) every level or two, so lines bound them.
+    Block collections need more indentation (or one more ``- `` on the line) every
+    level or two, so the longest line bounds them. Flow collections need an opening
+    bracket per level; brackets inside quotes, comments, tags and plain text do not
+    nest, and are indistinguishable here, so they are all counted, except for
+    bracket pairs that hold no bracket, quote, ``#`` or ``!``: if the opening one is
+    real, everything up to the closing one is flow content that cannot hide a
+    bracket, so the pair really closes there and adds one level at most. Removing
+    such pairs a few times over leaves typical specs (``[a, b]``, ``{name: x}``)
+    with almost nothing to count.
     """
-    flow = text.count("[") - text.count("[]") + text.count("{") - text.count("{}") + 1
     block = 2 * max(map(len, text.split("\n"))) + 2
-    return flow + block
+    flow = text.count("[") + text.count("{")
+    if flow + block <= _C_STACK_SAFE_DEPTH:
+        return flow + block
+    passes = 0
+    while passes < _PAIR_PASSES:
+        text, removed = _CLOSED_PAIR.subn("", text)
+        if not removed:
+            break
+        passes += 1
+    return text.count("[") + text.count("{") + passes + block
 
 
 def _check_depth(text: str, file: str | None) -> None:
@@ -233,7 +253,7 @@ def _check_depth(text: str, file: str | None) -> None:
     try:
         depth = 0
         while loader.check_event():
-            event = loader.get_event()
+            event: Any = loader.get_event()  # type: ignore[no-untyped-call]
             if isinstance(event, CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -244,7 +264,7 @@ def _check_depth(text: str, file: str | None) -> None:
         loader.dispose()
 
 
-def _too_deep(path: str, mark: yaml.Mark, file: str | None) -> Problem:
+def _too_deep(path: str, mark: Any, file: str | None) -> Problem:
     return Problem(
         path,
         f"nested more than {MAX_DEPTH} levels deep",
@@ -286,7 +306,8 @@ def _count_documents(text: str) -> tuple[int, bool]:
     count = 0
     try:
         while loader.check_event():
-            if isinstance(loader.get_event(), DocumentStartEvent):
+            event = loader.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, DocumentStartEvent):
                 count += 1
     except yaml.YAMLError:
         return count, False
@@ -295,18 +316,34 @@ def _count_documents(text: str) -> tuple[int, bool]:
     return count, True
 
 
-def _position(mark: yaml.Mark) -> tuple[int, int]:
+def _position(mark: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def _edge_start(parent: Node, slot: Node | int) -> int:
-    """Offset just before the text of ``parent``'s child at ``slot`` (key node or index).
+def _written(text: str, node: Node) -> list[tuple[int, int]]:
+    """Where each child of ``node`` is written: ``(key offset, value offset)`` per slot.
 
-    Only indicators, spaces and comments lie between it and the child's own text.
+    A node reached through an alias is the anchored original, whose marks are those
+    of the anchor; an occurrence starting before the end of the previous one (or
+    the container itself) must be an alias, and is placed at its ``*`` instead. In
+    a sequence the key offset is the value's.
     """
-    if isinstance(slot, int):
-        return int(parent.value[slot - 1].end_mark.index if slot else parent.start_mark.index)
-    return int(slot.end_mark.index)
+    cursor = int(node.start_mark.index)
+
+    def place(child: Node) -> int:
+        nonlocal cursor
+        start = int(child.start_mark.index)
+        if start >= cursor and child is not node:
+            cursor = int(child.end_mark.index)
+            return start
+        start = _alias_offset(text, cursor)
+        token = _ALIAS_TOKEN.match(text, start)
+        cursor = token.end() if token else start
+        return start
+
+    if node.__class__ is MappingNode:
+        return [(place(key), place(value)) for key, value in node.value]
+    return [(at, at) for at in map(place, node.value)]
 
 
 def _alias_offset(text: str, start: int) -> int:
@@ -411,8 +448,10 @@ class _Builder:
         if node.tag != (MAP_TAG if is_mapping else SEQ_TAG):
             self._bad_tag(node, path)
         self._built[ident] = _OPEN
-        value = self._mapping(node, path, depth + 1) if is_mapping else self._sequence(
-            node, path, depth + 1
+        value = (
+            self._mapping(node, path, depth + 1)
+            if is_mapping
+            else self._sequence(node, path, depth + 1)
         )
         self._built[ident] = value
         return value
@@ -520,7 +559,7 @@ class _Builder:
             value = self._scalar(node, path)
             if isinstance(value, str):
                 return value
-            got = f"{_type_name(value)} {node.value!r}"
+            got = "null" if value is None else f"{type(value).__name__} {node.value}"
         else:
             got = "a mapping" if node.__class__ is MappingNode else "a sequence"
         self._add(
@@ -582,7 +621,9 @@ class _Builder:
     def _alias_position(self, parent: Node, slot: Node | int) -> tuple[int, int]:
         if self._lines is None:
             self._lines = LineIndex(self._text, _YAML_BREAKS)
-        return self._lines.position(_alias_offset(self._text, _edge_start(parent, slot)))
+        if not isinstance(slot, int):
+            slot = next(i for i, (key, _) in enumerate(parent.value) if key is slot)
+        return self._lines.position(_written(self._text, parent)[slot][1])
 
     def _recursive_alias(self, node: Node, path: list[Any], parent: Node, slot: Node | int) -> None:
         anchor_line = node.start_mark.line + 1
@@ -642,10 +683,6 @@ def _short_tag(tag: str) -> str:
     return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
 
 
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 class _YamlLocator:
     """Positions in YAML text, from composing it again on the first request.
 
@@ -653,54 +690,45 @@ class _YamlLocator:
     below it is located inside the anchored original.
     """
 
-    __slots__ = ("_lines", "_root", "_text")
+    __slots__ = ("_lines", "_root", "_text", "_written")
 
     def __init__(self, text: str, file: str | None) -> None:
         self._text = text
         with _gc_paused():
             self._root = _compose(text, file)
-        self._lines: LineIndex | None = None
+        self._lines = LineIndex(text, _YAML_BREAKS)
+        self._written: dict[int, list[tuple[int, int]]] = {}  # id(node) -> _written()
 
     def find(self, path: Path, key: bool) -> tuple[int, int] | None:
         node = self._root
         if node is None:
             return 1, 1
-        where = _position(node.start_mark)
-        chain = [node]
+        where = int(node.start_mark.index)
         for step, part in enumerate(path):
-            found = _child(node, part)
-            if found is None:
+            slot = _slot(node, part)
+            if slot is None:
                 break
-            child, slot = found
-            if child.start_mark.index < _edge_start(node, slot) or any(
-                child is seen for seen in chain
-            ):
-                where = self._offset_position(_alias_offset(self._text, _edge_start(node, slot)))
-            else:
-                where = _position(child.start_mark)
-            if key and step == len(path) - 1 and not isinstance(slot, int):
-                where = _position(slot.start_mark)
-            chain.append(child)
-            node = child
-        return where
-
-    def _offset_position(self, offset: int) -> tuple[int, int]:
-        if self._lines is None:
-            self._lines = LineIndex(self._text, _YAML_BREAKS)
-        return self._lines.position(offset)
+            written = self._written.get(id(node))
+            if written is None:
+                written = self._written[id(node)] = _written(self._text, node)
+            key_at, where = written[slot]
+            if key and step == len(path) - 1 and node.__class__ is MappingNode:
+                where = key_at
+            node = node.value[slot][1] if node.__class__ is MappingNode else node.value[slot]
+        return self._lines.position(where)
 
 
-def _child(node: Node, part: str | int) -> tuple[Node, Node | int] | None:
-    """The child of ``node`` at ``part`` and its slot (key node or index), if present."""
+def _slot(node: Node, part: str | int) -> int | None:
+    """Which child of ``node`` the path part names, if it exists."""
     if node.__class__ is MappingNode:
         if not isinstance(part, str):
             return None
         found = None
-        for key_node, value_node in node.value:
+        for index, (key, _) in enumerate(node.value):
             # Like a dict, the last of duplicate keys is the one that counts.
-            if key_node.__class__ is ScalarNode and key_node.value == part:
-                found = (value_node, key_node)
+            if key.__class__ is ScalarNode and key.value == part:
+                found = index
         return found
     if node.__class__ is SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part], part
+        return part
     return None
