@@ -207,7 +207,9 @@ CASES: list[Any] = [
         id="star-is-not-a-state",
     ),
     pytest.param(
-        mutate((("states", 3, "name"), "done\n")), [], id="trailing-newline-passes-like-re-dollar"
+        mutate((("states", 3, "name"), "done\n")),
+        [(("states", 3, "name"), f"expected {IDENT}, got 'done\\n'")],
+        id="trailing-newline-is-not-an-identifier",
     ),
     # types
     pytest.param(

@@ -88,7 +88,7 @@ _MEMO_MAX_LENGTH: Final = 64
 # Plain-language readings of patterns the packaged schema uses; a pattern missing
 # here is shown as the regex itself.
 _PATTERN_PROSE: Final = {
-    "^[A-Za-z_][A-Za-z0-9_]*$": "letters, digits, _; not starting with a digit",
+    "^[A-Za-z_][A-Za-z0-9_]*(?![\\s\\S])": "letters, digits, _; not starting with a digit",
 }
 
 _SHOW_LIMIT: Final = 40
