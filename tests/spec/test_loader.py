@@ -161,3 +161,85 @@ def test_problems_carry_expected_and_got() -> None:
 def test_loaded_machine_processes_events() -> None:
     m = StateMachine.from_yaml(ORDER_SPEC)
     assert m.process("PENDING_NEW", Event("order_acknowledged", id="1")).target_state == "OPEN"
+
+
+BASE_STATES: list[dict[str, Any]] = [
+    {"name": "A", "type": "initial"},
+    {"name": "B"},
+    {"name": "DONE", "type": "terminal"},
+]
+
+# (states, transitions, [(path, message start)]) for specs given as dicts (no lines).
+DICT_CASES = [
+    pytest.param(
+        BASE_STATES,
+        [{"trigger": "go", "source": "DONE", "dest": "A"}],
+        [("transitions[0].source", "source 'DONE' is a terminal state")],
+        id="single-string-source-path-fits-the-document",
+    ),
+    pytest.param(
+        BASE_STATES,
+        [{"trigger": "go", "source": ["A", "Q"], "dest": "B"}],
+        [("transitions[0].source[1]", "source 'Q' is not a defined state")],
+        id="unknown-source",
+    ),
+    pytest.param(
+        BASE_STATES,
+        [{"trigger": "go", "source": ["A", "B", "A"], "dest": "B"}],
+        [("transitions[0].source[2]", "source 'A' is listed twice")],
+        id="duplicate-source",
+    ),
+    pytest.param(
+        [*BASE_STATES, {"name": "bad name"}],
+        [{"trigger": "go", "source": "A", "dest": "bad_name"}],
+        [("states[3].name", "expected an identifier")],
+        id="no-unknown-state-guess-when-a-state-was-unreadable",
+    ),
+    pytest.param(
+        [{"name": "A", "type": "initial", "timeout": {"seconds": "5", "destination": "A"}}],
+        [],
+        [("states[0].timeout.seconds", "expected a number")],
+        id="bad-timeout-seconds",
+    ),
+    pytest.param("not a list", [], [("states", "expected an array")], id="states-not-a-list"),
+    pytest.param(
+        [5, {"name": "A", "type": "initial"}],
+        [],
+        [("states[0]", "expected an object")],
+        id="state-not-a-mapping",
+    ),
+    pytest.param(
+        BASE_STATES,
+        [7, {"trigger": "go", "source": 3}],
+        [
+            ("transitions[0]", "expected an object"),
+            ("transitions[1].source", "expected an identifier"),
+        ],
+        id="transitions-malformed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("states", "transitions", "expected"), DICT_CASES)
+def test_dict_spec_problems(
+    states: Any, transitions: list[Any], expected: list[tuple[str, str]]
+) -> None:
+    data = {"meta": {"machine_name": "t"}, "states": states, "transitions": transitions}
+    with pytest.raises(SpecError) as info:
+        StateMachine.from_dict(data)
+    got = [(p.path, p.message) for p in info.value.problems]
+    assert [path for path, _ in got] == [path for path, _ in expected]
+    for (_, message), (_, start) in zip(got, expected, strict=True):
+        assert message.startswith(start), message
+
+
+def test_schema_file_at_top_level_is_the_packaged_one() -> None:
+    from jsonschema import Draft202012Validator
+
+    from statewise.spec.schema import load_machine_schema
+
+    top = json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas" / "machine.schema.json").read_text()
+    )
+    assert top == load_machine_schema()
+    Draft202012Validator.check_schema(top)
