@@ -15,6 +15,8 @@ carry equal errors.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -33,7 +35,11 @@ __all__ = [
     "TransitionError",
     "UndefinedStateError",
     "UndefinedTriggerError",
+    "format_path",
 ]
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class StatewiseError(Exception):
@@ -63,6 +69,24 @@ class Problem:
             where = f"{where}:{self.line}:{self.column}"
         path = f" {self.path}:" if self.path else ""
         return f"{where}:{path} {self.message}"
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """Render a path the way problems show it: ``transitions[3].dest``, ``meta["a b"]``.
+
+    Identifier keys are joined with dots, indices go in brackets, and any other key
+    is written as a JSON string in brackets so that it cannot be misread. The empty
+    path (the document itself) renders as ``""``.
+    """
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _IDENTIFIER.match(part):
+            out.append(f".{part}" if out else part)
+        else:
+            out.append(f"[{json.dumps(part, ensure_ascii=False)}]")
+    return "".join(out)
 
 
 class SpecError(StatewiseError, ValueError):

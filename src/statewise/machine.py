@@ -101,4 +101,5 @@ class StateMachine(Machine):
         cls, doc: Document, guards: GuardRegistry | None, env: Mapping[str, str] | None
     ) -> StateMachine:
         definition = load(doc, env=env)
-        return cls(definition, guards=guards, source=doc, _checked=True)
+        # Keep the text's positions for problems found later, not the parsed data.
+        return cls(definition, guards=guards, source=doc.detached(), _checked=True)

@@ -77,7 +77,9 @@ def test_duplicate_keys_are_reported_at_each_repeat() -> None:
 
 
 def test_duplicate_keys_compare_decoded_text() -> None:
-    assert problems('{"e": 1, "\\u0065": 2}') == [("e", 1, 10, "duplicate key 'e' (first at line 1)")]
+    assert problems('{"e": 1, "\\u0065": 2}') == [
+        ("e", 1, 10, "duplicate key 'e' (first at line 1)")
+    ]
 
 
 def test_duplicate_keys_inside_arrays_have_indexed_paths() -> None:
@@ -91,7 +93,7 @@ def test_duplicate_keys_inside_arrays_have_indexed_paths() -> None:
     [
         ('{"a": NaN}', "a", 7, "NaN"),
         ('{"a": Infinity}', "a", 7, "Infinity"),
-        ('[1, -Infinity]', "[1]", 5, "-Infinity"),
+        ("[1, -Infinity]", "[1]", 5, "-Infinity"),
         ("NaN", "", 1, "NaN"),
     ],
 )
@@ -123,7 +125,7 @@ def test_any_other_value_error_is_still_one_problem(monkeypatch: pytest.MonkeyPa
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise ValueError("nope")
 
-    monkeypatch.setattr(json_reader.json, "loads", refuse)
+    monkeypatch.setattr(json, "loads", refuse)
     assert problems('{"a": 1}') == [("", 1, 1, "invalid JSON: nope")]
 
 
@@ -134,6 +136,22 @@ def test_nesting_too_deep_for_the_parser() -> None:
     assert problem[:2] == ("", 1)
     assert problem[3] == f"JSON nested too deeply ({depth + 1:,} levels)"
     assert problem[2] == 7 + 6 * (depth - 1)  # the innermost "["
+
+
+@pytest.mark.parametrize(
+    ("text", "deepest", "column"),
+    [
+        ("[[], [[]], []]", 3, 7),
+        ('["[[[[", {"a": [1]}]', 3, 16),
+        ('{"]]]": [[]]}', 3, 10),
+    ],
+)
+def test_the_deepest_point_ignores_brackets_in_strings(
+    text: str, deepest: int, column: int
+) -> None:
+    problem = json_reader._too_deep(text, "f.json")
+    assert (problem.line, problem.column) == (1, column)
+    assert problem.message == f"JSON nested too deeply ({deepest} levels)"
 
 
 def test_oversized_text_is_refused_before_parsing() -> None:

@@ -120,7 +120,7 @@ def test_from_dict_never_mutates_and_reports_paths_without_lines() -> None:
 def test_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("meta: {machine_name: x}\n" + "# padding\n" * 100)
-    with pytest.raises(SpecError, match="limit is 100"):
+    with pytest.raises(SpecError, match="over the limit of 100 bytes"):
         StateMachine.from_yaml(path, max_bytes=100)
     with pytest.raises(SpecError):
         StateMachine.from_string("x" * 101, max_bytes=100)

@@ -33,6 +33,7 @@ from statewise.errors import (
     TerminalStateError,
     UndefinedStateError,
     UndefinedTriggerError,
+    format_path,
 )
 from statewise.model.checks import Issue, check_definition
 from statewise.model.definition import MachineDefinition, State, Transition
@@ -350,20 +351,13 @@ def _problems(issues: Iterable[Issue], source: Locator | None) -> list[Problem]:
     if source is None:
 
         def make(i: Issue) -> Problem:
-            return Problem(_format(i.path), i.message, expected=i.expected, got=i.got)
+            return Problem(format_path(i.path), i.message, expected=i.expected, got=i.got)
     else:
 
         def make(i: Issue) -> Problem:
             return source.problem(i.path, i.message, expected=i.expected, got=i.got)
 
     return [make(i) for i in issues]
-
-
-def _format(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
 
 
 def _raw(payload: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -20,13 +20,12 @@ from statewise.spec.compile import compile_spec
 from statewise.spec.envsubst import substitute
 from statewise.spec.json_reader import read_json
 from statewise.spec.schema import validate
-from statewise.spec.source import Document
+from statewise.spec.source import DEFAULT_MAX_BYTES, Document, check_size
 from statewise.spec.yaml_reader import read_yaml
 
 __all__ = ["DEFAULT_MAX_BYTES", "Format", "load", "read_file", "read_text"]
 
 Format = Literal["yaml", "json"]
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 _SUFFIXES: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
@@ -57,21 +56,7 @@ def read_file(
     if format is None:
         format = _SUFFIXES.get(p.suffix.lower(), "yaml")
     try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise SpecError(
-                [
-                    Problem(
-                        "",
-                        f"spec is {size} bytes; the limit is {max_bytes} (max_bytes=)",
-                        file=name,
-                        line=1,
-                        column=1,
-                        expected=f"at most {max_bytes} bytes",
-                        got=f"{size}",
-                    )
-                ]
-            )
+        check_size(p.stat().st_size, file=name, max_bytes=max_bytes)  # before reading it
         data = p.read_bytes()
     except OSError as exc:
         raise SpecError(

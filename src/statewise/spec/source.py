@@ -13,14 +13,13 @@ part a sequence index. Lines and columns are 1-based.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from statewise.errors import Problem, SpecError
+from statewise.errors import Problem, SpecError, format_path
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -30,6 +29,7 @@ __all__ = [
     "Locator",
     "Path",
     "PathPart",
+    "check_size",
     "decode_source",
     "format_path",
 ]
@@ -40,7 +40,6 @@ Path = tuple[PathPart, ...]
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 """Largest spec text, in UTF-8 bytes, that a reader agrees to parse."""
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Checked longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
 _BOMS = (
@@ -49,24 +48,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-
-
-def format_path(path: Path) -> str:
-    """Render a path the way problems show it: ``transitions[3].dest``, ``meta["a b"]``.
-
-    Identifier keys are joined with dots, indices go in brackets, and any other key
-    is written as a JSON string in brackets so that it cannot be misread. The empty
-    path (the document itself) renders as ``""``.
-    """
-    out: list[str] = []
-    for part in path:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif _IDENTIFIER.match(part):
-            out.append(f".{part}" if out else part)
-        else:
-            out.append(f"[{json.dumps(part, ensure_ascii=False)}]")
-    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +97,11 @@ class Document:
     def from_data(cls, data: Any, *, file: str | None = None) -> Document:
         """A document for data that did not come from text: ``locate`` returns ``None``."""
         return cls(data, file=file)
+
+    def detached(self) -> Document:
+        """The same text and positions without the data: what a loaded machine keeps
+        to locate problems found later (unbound guards, analysis findings)."""
+        return Document(None, file=self.file, locator=self._make_locator)
 
     def __repr__(self) -> str:
         return f"Document(file={self.file!r}, data={type(self.data).__name__})"
@@ -185,16 +171,17 @@ def decode_source(text: str | bytes, *, file: str | None, max_bytes: int) -> str
     text and for bytes that do not decode.
     """
     if isinstance(text, bytes):
-        _check_size(len(text), file=file, max_bytes=max_bytes)
+        check_size(len(text), file=file, max_bytes=max_bytes)
         return _decode_bytes(text, file)
     # Every character is at least one UTF-8 byte and at most four: encode only when
     # the length alone cannot settle it.
     if len(text) > max_bytes // 4:
-        _check_size(len(text.encode("utf-8", "surrogatepass")), file=file, max_bytes=max_bytes)
+        check_size(len(text.encode("utf-8", "surrogatepass")), file=file, max_bytes=max_bytes)
     return text.removeprefix("\ufeff")
 
 
-def _check_size(size: int, *, file: str | None, max_bytes: int) -> None:
+def check_size(size: int, *, file: str | None, max_bytes: int) -> None:
+    """Raise :class:`SpecError` when a spec of ``size`` bytes is over ``max_bytes``."""
     if size > max_bytes:
         raise SpecError(
             [
