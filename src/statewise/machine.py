@@ -39,7 +39,7 @@ class StateMachine(Machine):
         env: Mapping[str, str] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> StateMachine:
-        return cls._from_document(read_file(path, "yaml", max_bytes=max_bytes), guards, env)
+        return cls.from_file(path, format="yaml", guards=guards, env=env, max_bytes=max_bytes)
 
     @classmethod
     def from_json(
@@ -50,19 +50,20 @@ class StateMachine(Machine):
         env: Mapping[str, str] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> StateMachine:
-        return cls._from_document(read_file(path, "json", max_bytes=max_bytes), guards, env)
+        return cls.from_file(path, format="json", guards=guards, env=env, max_bytes=max_bytes)
 
     @classmethod
     def from_file(
         cls,
         path: str | os.PathLike[str],
         *,
+        format: Format | None = None,
         guards: GuardRegistry | None = None,
         env: Mapping[str, str] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> StateMachine:
-        """YAML or JSON, by the file's suffix (``.json`` is JSON, anything else YAML)."""
-        return cls._from_document(read_file(path, max_bytes=max_bytes), guards, env)
+        """YAML or JSON: ``format``, or else the suffix (``.json`` is JSON, others YAML)."""
+        return cls._from_document(read_file(path, format, max_bytes=max_bytes), guards, env)
 
     @classmethod
     def from_string(
