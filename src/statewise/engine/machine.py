@@ -152,15 +152,18 @@ class Machine:
             ev = event
         else:
             raise TypeError(f"event must be a trigger name or an Event, got {type(event).__name__}")
-        rules = self._rules.by_state.get(current_state)
-        if rules is None:
-            raise UndefinedStateError(current_state, self._rules.states)
-        candidates = rules.get(trigger)
-        if candidates is not None and candidates[0].guards:
-            return self._run_guards(current_state, trigger, candidates, context, ev)
+        # Most events repeat a decision already made: one lookup answers them. Only
+        # known states and triggers are remembered, and guarded pairs never (their
+        # decision depends on the guards), so a hit needs no further checks.
         key = (current_state, trigger)
         known = self._memo.get(key)
         if known is None:
+            rules = self._rules.by_state.get(current_state)
+            if rules is None:
+                raise UndefinedStateError(current_state, self._rules.states)
+            candidates = rules.get(trigger)
+            if candidates is not None and candidates[0].guards:
+                return self._run_guards(current_state, trigger, candidates, context, ev)
             if candidates is None:
                 decision = self._no_candidate(current_state, trigger)
                 if trigger not in self._plain_events:
