@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from statewise.spec import schema as schema_module
+from statewise.spec import schema_compiler
 from statewise.spec.schema import (
     SUPPORTED_KEYWORDS,
     SchemaIssue,
@@ -1050,10 +1051,10 @@ TYPED_VALUES: list[Any] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(schema_module._TYPE_PREDICATES))
+@pytest.mark.parametrize("name", sorted(schema_compiler.TYPE_PREDICATES))
 def test_type_predicates_match_jsonschema(name: str) -> None:
     checker = Draft202012Validator.TYPE_CHECKER
-    predicate = schema_module._TYPE_PREDICATES[name]
+    predicate = schema_compiler.TYPE_PREDICATES[name]
     for value in TYPED_VALUES:
         assert predicate(value) is checker.is_type(value, name), value
 
@@ -1114,8 +1115,8 @@ def test_every_keyword_of_the_machine_schema_is_supported() -> None:
 
 
 def test_pattern_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(schema_module, "_MEMO_LIMIT", 2)
-    monkeypatch.setattr(schema_module, "_MEMO_MAX_LENGTH", 3)
+    monkeypatch.setattr(schema_compiler, "_MEMO_LIMIT", 2)
+    monkeypatch.setattr(schema_compiler, "_MEMO_MAX_LENGTH", 3)
     for limit in (None, 10):
         schema: dict[str, Any] = {"pattern": "^a"}
         if limit is not None:
