@@ -138,7 +138,8 @@ class Machine:
     ) -> TransitionResult:
         """Decide ``event`` in ``current_state``; pure, and never raises for a rejection.
 
-        Raises :class:`UndefinedStateError` for an unknown ``current_state``,
+        ``context`` is read only by guards, through a read-only view; when a guard
+        needs it, it must be a mapping (or ``None``, read as empty). Raises :class:`UndefinedStateError` for an unknown ``current_state``,
         :class:`GuardError` when a guard raises or returns a non-bool, and
         :class:`GuardsNotBoundError` when a guard is needed but none are bound.
         """

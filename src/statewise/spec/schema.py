@@ -269,25 +269,7 @@ def _false_as_not(schema: Any) -> Any:
 # applicators that merely hand each child to one subschema. A schema made of nothing
 # else can be explained piecewise: its own keywords first, then only the children
 # whose compiled check fails.
-_PIECEWISE: Final = ANNOTATION_KEYWORDS | {
-    "type",
-    "enum",
-    "const",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "pattern",
-    "minLength",
-    "maxLength",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-}
+_PIECEWISE: Final = SUPPORTED_KEYWORDS - {"$ref", "allOf", "anyOf", "oneOf", "not"}
 
 
 class _Explainer:
