@@ -259,7 +259,7 @@ def test_memo_stays_bounded_and_results_stay_right(
         assert len(fresh._memo) <= 4
     for trigger in ("x1", "x2", "x3"):  # unknown triggers are never remembered
         fresh.process("A", trigger)
-    assert all(key[1] not in {"x1", "x2", "x3"} for key in fresh._memo)  # type: ignore[index]
+    assert all(key[1] not in {"x1", "x2", "x3"} for key in fresh._memo)
 
 
 def test_entered(machine: StateMachine) -> None:

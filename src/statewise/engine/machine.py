@@ -16,6 +16,7 @@ the machine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
@@ -50,6 +51,15 @@ _TERMINAL = TerminalStateError.code
 _UNDEFINED_TRIGGER = UndefinedTriggerError.code
 _INVALID = InvalidTransitionError.code
 _REJECTED = GuardRejectedError.code
+
+
+@dataclass(slots=True, eq=False)
+class _Guarded:
+    """Memo entry of a guarded (state, trigger): its candidates, and the result for
+    each way their guards have answered so far (keyed like ``_decide``'s verdicts)."""
+
+    candidates: Candidates
+    outcomes: dict[tuple[int, ...], TransitionResult]
 
 
 class Locator(Protocol):
@@ -94,7 +104,7 @@ class Machine:
         self.source = source
         self._rules = RuleTable.build(definition)
         self._guards: dict[str, tuple[Callable[..., Any], int]] | None = None
-        self._memo: dict[object, TransitionResult] = {}
+        self._memo: dict[tuple[str, str], TransitionResult | _Guarded] = {}
         self._plain_events = {t: Event(t) for t in self._rules.triggers}
         if guards is not None:
             self.bind_guards(guards)
@@ -139,7 +149,9 @@ class Machine:
         """Decide ``event`` in ``current_state``; pure, and never raises for a rejection.
 
         ``context`` is read only by guards, through a read-only view; when a guard
-        needs it, it must be a mapping (or ``None``, read as empty). Raises :class:`UndefinedStateError` for an unknown ``current_state``,
+        needs it, it must be a mapping (or ``None``, read as empty).
+
+        Raises :class:`UndefinedStateError` for an unknown ``current_state``,
         :class:`GuardError` when a guard raises or returns a non-bool, and
         :class:`GuardsNotBoundError` when a guard is needed but none are bound.
         """
@@ -153,9 +165,10 @@ class Machine:
             ev = event
         else:
             raise TypeError(f"event must be a trigger name or an Event, got {type(event).__name__}")
-        # Most events repeat a decision already made: one lookup answers them. Only
-        # known states and triggers are remembered, and guarded pairs never (their
-        # decision depends on the guards), so a hit needs no further checks.
+        # Most events repeat a decision already made: one lookup answers them. The memo
+        # maps (state, trigger) to the finished result, or for a guarded pair (whose
+        # decision depends on the guards) to a _Guarded plan. Only known states and
+        # triggers get in, so a hit needs no further checks.
         key = (current_state, trigger)
         known = self._memo.get(key)
         if known is None:
@@ -163,28 +176,32 @@ class Machine:
             if rules is None:
                 raise UndefinedStateError(current_state, self._rules.states)
             candidates = rules.get(trigger)
-            if candidates is not None and candidates[0].guards:
-                return self._run_guards(current_state, trigger, candidates, context, ev)
             if candidates is None:
                 decision = self._no_candidate(current_state, trigger)
                 if trigger not in self._plain_events:
                     # Unknown triggers come from outside: never let them fill the memo.
                     return make_result(decision, ev or Event(trigger))
+            elif candidates[0].guards:
+                plan = _Guarded(candidates, {})
+                self._remember(key, plan)
+                return self._run_guards(current_state, trigger, plan, context, ev)
             else:
                 decision = self._decide(current_state, candidates, ())
-            known = self._remember(key, decision, trigger)
+            known = make_result(decision, self._plain_events[trigger])
+            self._remember(key, known)
+        elif isinstance(known, _Guarded):
+            return self._run_guards(current_state, trigger, known, context, ev)
         if ev is None:
             return known
         return make_result(known.decision, ev)
 
-    def _remember(self, key: object, decision: Decision, trigger: str) -> TransitionResult:
+    def _remember(self, key: tuple[str, str], value: TransitionResult | _Guarded) -> None:
         memo = self._memo
         if len(memo) >= _MEMO_LIMIT:
             # Bounded: drop the older half (dicts keep insertion order), keep the rest.
             for old in list(islice(memo, _MEMO_LIMIT // 2)):
                 del memo[old]
-        result = memo[key] = make_result(decision, self._plain_events[trigger])
-        return result
+        memo[key] = value
 
     def _no_candidate(self, state: str, trigger: str) -> Decision:
         if state in self._rules.terminal:
@@ -199,7 +216,7 @@ class Machine:
         self,
         state: str,
         trigger: str,
-        candidates: Candidates,
+        plan: _Guarded,
         context: Mapping[str, Any] | None,
         ev: Event | None,
     ) -> TransitionResult:
@@ -213,6 +230,7 @@ class Machine:
         payload = ev.payload
         # The payload is a FrozenDict: read its dict directly, at C speed.
         merged = make_view(context, None if payload is EMPTY else _raw(payload))
+        candidates = plan.candidates
         verdicts: tuple[int, ...] = ()  # per candidate: index of the guard that said no, or -1
         for t in candidates:
             failed = -1
@@ -234,10 +252,11 @@ class Machine:
             verdicts += (failed,)
             if failed < 0:
                 break
-        key = (state, trigger, verdicts)
-        known = self._memo.get(key)
+        known = plan.outcomes.get(verdicts)
         if known is None:
-            known = self._remember(key, self._decide(state, candidates, verdicts), trigger)
+            # At most one entry per way the guards can answer: bounded by the spec.
+            decision = self._decide(state, candidates, verdicts)
+            known = plan.outcomes[verdicts] = make_result(decision, self._plain_events[trigger])
         return make_result(known.decision, ev)
 
     def _decide(self, state: str, candidates: Candidates, verdicts: tuple[int, ...]) -> Decision:
