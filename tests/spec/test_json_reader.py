@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from statewise.errors import SpecError
 from statewise.spec import json_reader
 from statewise.spec.json_reader import read_json
 from statewise.spec.source import Location, Path
+from tests.spec.paths import walk_paths
 
 
 def problems(text: str | bytes, **options: Any) -> list[tuple[str, int | None, int | None, str]]:
@@ -264,16 +264,6 @@ _DATA = st.recursive(
 )
 
 
-def _paths(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*path, index))
-
-
 def _offset(text: str, line: int, column: int) -> int:
     starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
     return starts[line - 1] + column - 1
@@ -286,7 +276,7 @@ def test_round_trip_and_positions(data: Any, indent: int | None, ascii_only: boo
     doc = read_json(text)
     assert doc.data == data
     decoder = json.JSONDecoder()
-    for path, value in _paths(data):
+    for path, value in walk_paths(data):
         where = doc.locate(path)
         assert where is not None
         # The text at the position decodes to exactly the value found at the path.

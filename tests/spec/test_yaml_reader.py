@@ -8,7 +8,6 @@ import math
 import re
 import string
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from statewise.errors import Problem, SpecError
 from statewise.spec import yaml_reader
 from statewise.spec.source import Document, Location, Path
 from statewise.spec.yaml_reader import MAX_DEPTH, read_yaml
+from tests.spec.paths import walk_paths
 
 
 def load(text: str | bytes, **options: Any) -> Any:
@@ -850,16 +850,6 @@ _DATA = st.recursive(
 )
 
 
-def _paths(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, (*path, index))
-
-
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"")
 
 
@@ -889,7 +879,7 @@ def test_round_trip_and_positions(data: Any, flow_style: bool | None) -> None:
     doc = read_yaml(text)
     assert doc.data == data
     lines = text.splitlines()
-    for path, value in _paths(data):
+    for path, value in walk_paths(data):
         where = doc.locate(path)
         assert where is not None
         rest = lines[where.line - 1][where.column - 1 :]
