@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 
 __all__ = [
+    "ActionNotFoundError",
     "ConfigurationError",
+    "ContextError",
     "GuardError",
     "GuardNotFoundError",
     "GuardRejectedError",
     "GuardsNotBoundError",
     "InvalidTransitionError",
+    "PayloadError",
     "Problem",
     "SpecError",
     "StatewiseError",
@@ -123,15 +126,44 @@ class UndefinedStateError(StatewiseError, LookupError):
 class GuardError(StatewiseError):
     """A guard raised while deciding; chained to the guard's own exception."""
 
-    def __init__(self, guard: str, state: str, trigger: str, transition_index: int) -> None:
+    def __init__(
+        self,
+        guard: str,
+        state: str,
+        trigger: str,
+        transition_index: int,
+        detail: str | None = None,
+    ) -> None:
         self.guard = guard
         self.state = state
         self.trigger = trigger
         self.transition_index = transition_index
+        self.detail = detail
         super().__init__(
-            f"guard {guard!r} raised while deciding {trigger!r} in state {state!r} "
-            f"(transitions[{transition_index}])"
+            f"guard {guard!r} failed while deciding {trigger!r} in state {state!r} "
+            f"(transitions[{transition_index}])" + (f": {detail}" if detail else "")
         )
+
+
+class ActionNotFoundError(SpecError):
+    """Actions named by the spec are missing from the action registry; ``names`` lists them."""
+
+    def __init__(self, names: Iterable[str], problems: Iterable[Problem]) -> None:
+        self.names: tuple[str, ...] = tuple(names)
+        super().__init__(problems)
+
+
+class ContextError(StatewiseError, ValueError):
+    """The context handed to ``process`` does not match the machine's ``context_schema``.
+
+    The context comes from the caller's own database, so a mismatch is a bug and is
+    raised; ``problems`` lists every mismatch.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = "".join(f"\n  {_payload_line(p)}" for p in self.problems)
+        super().__init__(f"the context does not match the machine's context_schema:{lines}")
 
 
 class GuardsNotBoundError(StatewiseError):
@@ -172,7 +204,13 @@ class TransitionError(StatewiseError):
     def __reduce__(self) -> tuple[object, ...]:
         return (
             _rebuild_transition_error,
-            (type(self).code, self.state, self.trigger, getattr(self, "guards", ())),
+            (
+                type(self).code,
+                self.state,
+                self.trigger,
+                getattr(self, "guards", ()),
+                getattr(self, "problems", ()),
+            ),
         )
 
 
@@ -219,6 +257,29 @@ class GuardRejectedError(TransitionError):
         return (*super()._key(), self.guards)
 
 
+class PayloadError(TransitionError):
+    """The event's payload does not match its trigger's ``payload_schema``.
+
+    ``problems`` lists every mismatch (path inside the payload, message, expected, got).
+    """
+
+    code = "invalid_payload"
+
+    def __init__(self, state: str, trigger: str, problems: Iterable[Problem] = ()) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = "".join(f"\n  {_payload_line(p)}" for p in self.problems)
+        super().__init__(
+            state, trigger, f"the payload of {trigger!r} does not match its payload_schema:{lines}"
+        )
+
+    def _key(self) -> tuple[object, ...]:
+        return (*super()._key(), self.problems)
+
+
+def _payload_line(p: Problem) -> str:
+    return f"{p.path or '(root)'}: {p.message}"
+
+
 TRANSITION_ERRORS: dict[str, type[TransitionError]] = {
     cls.code: cls
     for cls in (
@@ -226,12 +287,17 @@ TRANSITION_ERRORS: dict[str, type[TransitionError]] = {
         UndefinedTriggerError,
         InvalidTransitionError,
         GuardRejectedError,
+        PayloadError,
     )
 }
 
 
 def make_transition_error(
-    code: str, state: str, trigger: str, guards: tuple[str, ...] = ()
+    code: str,
+    state: str,
+    trigger: str,
+    guards: tuple[str, ...] = (),
+    problems: tuple[Problem, ...] = (),
 ) -> TransitionError:
     """Build the error for ``code`` (one of ``TRANSITION_ERRORS``)."""
     cls = TRANSITION_ERRORS.get(code)
@@ -242,13 +308,19 @@ def make_transition_error(
         )
     if cls is GuardRejectedError:
         return GuardRejectedError(state, trigger, guards)
+    if cls is PayloadError:
+        return PayloadError(state, trigger, problems)
     return cls(state, trigger)  # type: ignore[call-arg]
 
 
 def _rebuild_transition_error(
-    code: str, state: str, trigger: str, guards: tuple[str, ...]
+    code: str,
+    state: str,
+    trigger: str,
+    guards: tuple[str, ...],
+    problems: tuple[Problem, ...] = (),
 ) -> TransitionError:
-    return make_transition_error(code, state, trigger, guards)
+    return make_transition_error(code, state, trigger, guards, problems)
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -15,12 +15,13 @@ the machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 from statewise.engine.guards import GuardRegistry
+from statewise.engine.locate import Locator, problems_for
 from statewise.engine.rules import Candidates, RuleTable
 from statewise.engine.views import make_view
 from statewise.errors import (
@@ -29,15 +30,19 @@ from statewise.errors import (
     GuardRejectedError,
     GuardsNotBoundError,
     InvalidTransitionError,
-    Problem,
     SpecError,
     TerminalStateError,
     UndefinedStateError,
     UndefinedTriggerError,
-    format_path,
 )
 from statewise.model.checks import Issue, check_definition
-from statewise.model.definition import MachineDefinition, State, Transition
+from statewise.model.definition import (
+    ERROR_TRIGGER,
+    TIMEOUT_TRIGGER,
+    MachineDefinition,
+    State,
+    Transition,
+)
 from statewise.model.event import Event
 from statewise.model.frozen import EMPTY, FrozenDict
 from statewise.model.result import Decision, TraceStep, TransitionResult, make_result
@@ -60,20 +65,6 @@ class _Guarded:
 
     candidates: Candidates
     outcomes: dict[tuple[int, ...], TransitionResult]
-
-
-class Locator(Protocol):
-    """Where a path of the spec stands in its source file, for error messages."""
-
-    def problem(
-        self,
-        path: tuple[str | int, ...],
-        message: str,
-        *,
-        key: bool = ...,
-        expected: str | None = ...,
-        got: str | None = ...,
-    ) -> Problem: ...
 
 
 class Machine:
@@ -99,7 +90,7 @@ class Machine:
         if not _checked:
             issues = check_definition(definition)
             if issues:
-                raise SpecError(_problems(issues, source))
+                raise SpecError(problems_for(issues, source))
         self.definition = definition
         self.source = source
         self._rules = RuleTable.build(definition)
@@ -137,7 +128,7 @@ class Machine:
                 for name, paths in missing.items()
                 for path in paths
             ]
-            raise GuardNotFoundError(missing, _problems(issues, self.source))
+            raise GuardNotFoundError(missing, problems_for(issues, self.source))
         self._guards = registry.snapshot()
         return self
 
@@ -282,6 +273,54 @@ class Machine:
                 return i
         raise AssertionError("transition not in this machine")  # pragma: no cover
 
+    # -- edges no outside event takes ------------------------------------------------
+
+    def timeout_result(self, state: str, *, event_id: str | None = None) -> TransitionResult | None:
+        """The result of ``state``'s timeout firing: trigger ``timeout``, the state's exit
+        actions, the timeout's actions, the destination's enter actions. ``None`` when
+        the state has no timeout. Whether it is due is the caller's clock's business
+        (see :mod:`statewise.timeouts`)."""
+        edge = self._rules.timeouts.get(state)
+        if edge is None:
+            self.get_state(state)  # an unknown state is a bug: raise
+            return None
+        return self._edge_result(state, edge, Event(TIMEOUT_TRIGGER, EMPTY, event_id))
+
+    def fail(
+        self, current_state: str, error: BaseException | str, *, event_id: str | None = None
+    ) -> TransitionResult:
+        """Move an entity whose actions keep failing to ``error_policy.default_fallback``.
+
+        The result has trigger ``error``, runs ``current_state``'s exit actions and the
+        fallback state's enter actions, and carries the error in its event payload
+        (``{"error": message, "error_type": class name}``). It is a failed result, with
+        nothing to commit, when ``current_state`` is terminal (what a terminal state
+        records stays true) or is the fallback state itself (no loop). Raises
+        ``ValueError`` when the machine has no ``default_fallback``.
+        """
+        fallback = self.definition.error_policy.default_fallback
+        if fallback is None:
+            raise ValueError(
+                f"machine {self.name!r} has no error_policy.default_fallback to fail to"
+            )
+        if isinstance(error, BaseException):
+            payload = {"error": str(error), "error_type": type(error).__name__}
+        else:
+            payload = {"error": str(error), "error_type": None}
+        event = Event(ERROR_TRIGGER, payload, event_id)
+        edge = self._rules.fallbacks.get(current_state)
+        if edge is None:
+            self.get_state(current_state)
+            code = _TERMINAL if current_state in self._rules.terminal else _INVALID
+            return make_result(Decision.rejected(current_state, ERROR_TRIGGER, code), event)
+        return self._edge_result(current_state, edge, event)
+
+    def _edge_result(self, state: str, edge: Transition, event: Event) -> TransitionResult:
+        source = self._rules.states[state]
+        dest = self._rules.states[edge.dest or state]
+        steps = (TraceStep(edge, (), selected=True),)
+        return make_result(Decision.transitioned(source, dest, edge, steps), event)
+
     # -- queries ---------------------------------------------------------------------
 
     def get_state(self, name: str) -> State:
@@ -367,20 +406,6 @@ class Machine:
             f"{type(self).__name__}({d.name!r}, version={d.version!r}, "
             f"states={len(d.states)}, transitions={len(d.transitions)})"
         )
-
-
-def _problems(issues: Iterable[Issue], source: Locator | None) -> list[Problem]:
-    make: Callable[[Issue], Problem]
-    if source is None:
-
-        def make(i: Issue) -> Problem:
-            return Problem(format_path(i.path), i.message, expected=i.expected, got=i.got)
-    else:
-
-        def make(i: Issue) -> Problem:
-            return source.problem(i.path, i.message, expected=i.expected, got=i.got)
-
-    return [make(i) for i in issues]
 
 
 def _raw(payload: Mapping[str, Any]) -> Mapping[str, Any]:

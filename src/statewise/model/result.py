@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from statewise.errors import TransitionError, make_transition_error
-from statewise.model.definition import State, Timeout, Transition
+from statewise.errors import Problem, TransitionError, make_transition_error
+from statewise.model.definition import ActionCall, State, Timeout, Transition, action_calls
 from statewise.model.event import Event
-from statewise.model.frozen import deep_freeze
 
 __all__ = ["Decision", "TraceStep", "TransitionResult"]
 
@@ -44,7 +43,7 @@ class TraceStep:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TraceStep:
         return cls(
-            transition=_transition_from_dict(data["transition"]),
+            transition=Transition.from_dict(data["transition"]),
             guards=tuple((str(name), bool(ok)) for name, ok in data["guards"]),
             selected=bool(data["selected"]),
         )
@@ -55,7 +54,8 @@ class Decision:
     """The part of a result fixed by (state, trigger, guard verdicts); shared, immutable.
 
     ``error_code`` names a :class:`~statewise.errors.TransitionError` subclass for a
-    failed decision; ``rejected_guards`` lists the guards that said no.
+    failed decision; ``rejected_guards`` lists the guards that said no, ``problems``
+    what was wrong with the event's payload.
     ``timeout`` is the timeout armed by *entering* the target state: ``None`` when no
     state was entered (internal transition, ignored or failed event).
     """
@@ -66,14 +66,15 @@ class Decision:
     trigger: str
     ignored: bool = False
     transition: Transition | None = None
-    on_exit_actions: tuple[str, ...] = ()
-    actions_to_execute: tuple[str, ...] = ()
-    on_enter_actions: tuple[str, ...] = ()
+    on_exit_actions: tuple[ActionCall, ...] = ()
+    actions_to_execute: tuple[ActionCall, ...] = ()
+    on_enter_actions: tuple[ActionCall, ...] = ()
     error_code: str | None = None
     rejected_guards: tuple[str, ...] = ()
     trace: tuple[TraceStep, ...] = ()
     timeout: Timeout | None = None
-    all_actions: tuple[str, ...] = field(init=False, default=())
+    problems: tuple[Problem, ...] = ()
+    all_actions: tuple[ActionCall, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -126,10 +127,18 @@ class Decision:
         *,
         guards: tuple[str, ...] = (),
         trace: tuple[TraceStep, ...] = (),
+        problems: tuple[Problem, ...] = (),
     ) -> Decision:
         """A failed decision carrying the error ``code``; the state does not change."""
         return cls(
-            False, state, state, trigger, error_code=code, rejected_guards=guards, trace=trace
+            False,
+            state,
+            state,
+            trigger,
+            error_code=code,
+            rejected_guards=guards,
+            trace=trace,
+            problems=problems,
         )
 
     @classmethod
@@ -142,8 +151,13 @@ class Decision:
         if self.error_code is None:
             return None
         return make_transition_error(
-            self.error_code, self.source_state, self.trigger, self.rejected_guards
+            self.error_code, self.source_state, self.trigger, self.rejected_guards, self.problems
         )
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """The names of ``all_actions``, in order."""
+        return tuple(a.name for a in self.all_actions)
 
     @property
     def state_changed(self) -> bool:
@@ -204,20 +218,25 @@ class TransitionResult:
         return self.decision.transition
 
     @property
-    def on_exit_actions(self) -> tuple[str, ...]:
+    def on_exit_actions(self) -> tuple[ActionCall, ...]:
         return self.decision.on_exit_actions
 
     @property
-    def actions_to_execute(self) -> tuple[str, ...]:
+    def actions_to_execute(self) -> tuple[ActionCall, ...]:
         return self.decision.actions_to_execute
 
     @property
-    def on_enter_actions(self) -> tuple[str, ...]:
+    def on_enter_actions(self) -> tuple[ActionCall, ...]:
         return self.decision.on_enter_actions
 
     @property
-    def all_actions(self) -> tuple[str, ...]:
+    def all_actions(self) -> tuple[ActionCall, ...]:
+        """Run these, in order, once the new state is committed."""
         return self.decision.all_actions
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.decision.action_names
 
     @property
     def error(self) -> TransitionError | None:
@@ -259,7 +278,7 @@ class TransitionResult:
         elif d.ignored:
             outcome = "ignored"
         else:
-            outcome = f"actions={list(d.all_actions)}"
+            outcome = f"actions={list(d.action_names)}"
         return (
             f"TransitionResult({d.source_state} --{d.trigger}--> {d.target_state}, "
             f"success={d.success}, {outcome})"
@@ -278,16 +297,17 @@ class TransitionResult:
             "state_changed": d.state_changed,
             "is_self_transition": d.is_self_transition,
             "transition": None if d.transition is None else d.transition.to_dict(),
-            "on_exit_actions": list(d.on_exit_actions),
-            "actions_to_execute": list(d.actions_to_execute),
-            "on_enter_actions": list(d.on_enter_actions),
-            "all_actions": list(d.all_actions),
+            "on_exit_actions": [a.to_spec() for a in d.on_exit_actions],
+            "actions_to_execute": [a.to_spec() for a in d.actions_to_execute],
+            "on_enter_actions": [a.to_spec() for a in d.on_enter_actions],
+            "all_actions": [a.to_spec() for a in d.all_actions],
             "error": None
             if error is None
             else {
                 "code": error.code,
                 "message": str(error),
                 "guards": list(d.rejected_guards),
+                "problems": [_problem_to_dict(p) for p in d.problems],
             },
             "trace": [step.to_dict() for step in d.trace],
             "timeout": None if d.timeout is None else d.timeout.to_dict(),
@@ -306,32 +326,33 @@ class TransitionResult:
             target_state=data["target_state"],
             trigger=data["trigger"],
             ignored=bool(data.get("ignored", False)),
-            transition=None if transition is None else _transition_from_dict(transition),
-            on_exit_actions=tuple(data.get("on_exit_actions", ())),
-            actions_to_execute=tuple(data.get("actions_to_execute", ())),
-            on_enter_actions=tuple(data.get("on_enter_actions", ())),
+            transition=None if transition is None else Transition.from_dict(transition),
+            on_exit_actions=action_calls(data.get("on_exit_actions", ())),
+            actions_to_execute=action_calls(data.get("actions_to_execute", ())),
+            on_enter_actions=action_calls(data.get("on_enter_actions", ())),
             error_code=None if error is None else error["code"],
             rejected_guards=() if error is None else tuple(error.get("guards", ())),
             trace=tuple(TraceStep.from_dict(s) for s in data.get("trace", ())),
-            timeout=None
-            if timeout is None
-            else Timeout(timeout["seconds"], timeout["destination"]),
+            timeout=None if timeout is None else Timeout.from_dict(timeout),
+            problems=()
+            if error is None
+            else tuple(_problem_from_dict(p) for p in error.get("problems", ())),
         )
         if decision.error_code is not None:
             decision.error  # noqa: B018 - validates the code now, not on first access
         return cls(decision, Event.from_dict(data["event"]))
 
 
-def _transition_from_dict(data: Mapping[str, Any]) -> Transition:
-    source = data["source"]
-    return Transition(
-        trigger=data["trigger"],
-        source=(source,) if isinstance(source, str) else tuple(source),
-        dest=data.get("dest"),
-        guards=tuple(data.get("guards", ())),
-        actions=tuple(data.get("actions", ())),
-        description=data.get("description"),
-        metadata=deep_freeze(data.get("metadata") or {}),
+_PROBLEM_FIELDS = ("path", "message", "expected", "got")
+
+
+def _problem_to_dict(problem: Problem) -> dict[str, Any]:
+    return {name: getattr(problem, name) for name in _PROBLEM_FIELDS}
+
+
+def _problem_from_dict(data: Mapping[str, Any]) -> Problem:
+    return Problem(
+        data["path"], data["message"], expected=data.get("expected"), got=data.get("got")
     )
 
 
