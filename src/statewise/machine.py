@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from statewise.engine.guards import GuardRegistry
-from statewise.engine.machine import Machine
+from statewise.engine.locate import Locator
+from statewise.engine.machine import Machine, SchemaCompiler
 from statewise.model.definition import MachineDefinition
 from statewise.spec.loader import DEFAULT_MAX_BYTES, Format, load, read_file, read_text
 from statewise.spec.source import Document
+from statewise.spec.user_schemas import compile_json_schema
 
 __all__ = ["StateMachine"]
 
@@ -29,6 +31,19 @@ class StateMachine(Machine):
     """
 
     __slots__ = ()
+
+    def __init__(
+        self,
+        definition: MachineDefinition,
+        *,
+        guards: GuardRegistry | None = None,
+        source: Locator | None = None,
+        schemas: SchemaCompiler | None = compile_json_schema,
+        _checked: bool = False,
+    ) -> None:
+        super().__init__(
+            definition, guards=guards, source=source, schemas=schemas, _checked=_checked
+        )
 
     @classmethod
     def from_yaml(

@@ -116,7 +116,7 @@ def test_success(
     r = machine.process(state, trigger)
     assert (r.success, r.ignored, r.error) == (True, False, None)
     assert (r.source_state, r.target_state, r.trigger) == (state, target, trigger)
-    assert r.all_actions == actions
+    assert r.action_names == actions
     assert r.all_actions == r.on_exit_actions + r.actions_to_execute + r.on_enter_actions
     assert (r.state_changed, r.is_self_transition) == (changed, self_t)
     assert r.transition is not None and r.transition.trigger == trigger

@@ -158,7 +158,7 @@ def test_process_follows_the_rules(spec: dict[str, Any], data: st.DataObject) ->
             result.success,
             result.ignored,
             result.target_state,
-            list(result.all_actions),
+            list(result.action_names),
             error,
         ) == expected
         assert result.target_state in machine.state_names

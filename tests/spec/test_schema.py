@@ -33,10 +33,10 @@ COMPILED = compile_schema(MACHINE)
 MACHINE_EXPLAINER = schema_module._Explainer(MACHINE)
 
 IDENT = "an identifier (letters, digits, _; not starting with a digit)"
-ROOT_KEYS = "error_policy, meta, states, transitions"
+ROOT_KEYS = "context_schema, error_policy, meta, states, transitions, triggers"
 META_KEYS = "description, machine_name, metadata, strict_mode, version"
 STATE_KEYS = "description, metadata, name, on_enter, on_exit, timeout, type"
-TRANSITION_KEYS = "actions, description, dest, guards, metadata, source, trigger"
+TRANSITION_KEYS = "actions, description, dest, guards, metadata, source, trigger, when"
 STATE_TYPES = "initial, stable, terminal, error"
 
 # A valid spec that uses every key the schema defines, and each shape of the
@@ -146,14 +146,26 @@ CASES: list[Any] = [
         [
             (
                 ("states", 1, "timeout", "second"),
-                unknown("second", "destination, seconds", " (did you mean 'seconds'?)"),
+                unknown(
+                    "second",
+                    "actions, destination, duration, seconds",
+                    " (did you mean 'seconds'?)",
+                ),
             )
         ],
         id="unknown-timeout-key",
     ),
     pytest.param(
         mutate((("error_policy", "retries"), 2)),
-        [(("error_policy", "retries"), unknown("retries", "default_fallback, retry_attempts"))],
+        [
+            (
+                ("error_policy", "retries"),
+                unknown(
+                    "retries",
+                    "backoff_seconds, default_fallback, max_backoff_seconds, retry_attempts",
+                ),
+            )
+        ],
         id="unknown-error-policy-key-without-suggestion",
     ),
     pytest.param(
@@ -181,8 +193,8 @@ CASES: list[Any] = [
     pytest.param(
         mutate((("states", 1, "timeout"), {})),
         [
-            (("states", 1, "timeout"), "missing required key 'seconds'"),
             (("states", 1, "timeout"), "missing required key 'destination'"),
+            (("states", 1, "timeout"), "missing required key: one of 'seconds' or 'duration'"),
         ],
         id="empty-timeout",
     ),
@@ -375,18 +387,13 @@ CASES: list[Any] = [
     ),
     pytest.param(
         mutate((("states", 0, "on_enter"), [1])),
-        [(("states", 0, "on_enter", 0), "expected a string, got integer 1")],
+        [(("states", 0, "on_enter", 0), "expected an identifier or an object, got integer 1")],
         id="action-list-with-number",
     ),
     pytest.param(
         mutate((("states", 0, "on_exit"), {})),
-        [
-            (
-                ("states", 0, "on_exit"),
-                "expected an identifier or a list of identifiers, got object {}",
-            )
-        ],
-        id="actions-object",
+        [(("states", 0, "on_exit"), "missing required key 'name'")],
+        id="actions-object-without-name",
     ),
     # free-form metadata
     pytest.param(

@@ -1,10 +1,15 @@
 """The guard registry: names used in a spec, bound to Python callables.
 
-A guard is called in one of two styles, chosen by how many parameters it takes:
+A guard is called in one of two styles, chosen by how many positional parameters
+it takes (besides the ``params`` the spec passes it as keyword arguments):
 
-* ``fn(ctx)``: one read-only mapping in which the event payload fills in keys the
-  context lacks (the context wins on a clash: it is the trusted, stored state);
-* ``fn(context, event)``: the read-only context and the :class:`Event`, apart.
+* ``fn(ctx, **params)``: one read-only mapping in which the event payload fills in
+  keys the context lacks (the context wins on a clash: it is the trusted, stored
+  state);
+* ``fn(context, event, **params)``: the read-only context and the :class:`Event`.
+
+The style is read when a machine binds the guard, against the params each use in
+the spec passes (see :mod:`statewise.engine.signatures`).
 
 A guard returns a ``bool``. Anything else, or an exception, is a bug and makes
 ``process`` raise :class:`~statewise.errors.GuardError`; it never counts as False.
@@ -12,11 +17,11 @@ A guard returns a ``bool``. Anything else, or an exception, is a bug and makes
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeAlias, TypeVar, overload
 
+from statewise.engine.signatures import call_style
 from statewise.model.event import Event
 
 __all__ = ["ContextGuard", "EventGuard", "GuardFunction", "GuardRegistry", "guard_arity"]
@@ -27,28 +32,11 @@ GuardFunction: TypeAlias = ContextGuard | EventGuard
 G = TypeVar("G", bound=Callable[..., Any])
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def guard_arity(fn: Callable[..., Any]) -> int:
     """1 for ``fn(ctx)``, 2 for ``fn(context, event)``; ``TypeError`` for anything else."""
-    if not callable(fn):
-        raise TypeError(f"a guard must be callable, got {type(fn).__name__}")
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):  # some builtins have no signature: assume fn(ctx)
-        return 1
-    positional = [p for p in params if p.kind in _POSITIONAL]
-    required = sum(1 for p in positional if p.default is p.empty)
-    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
-    if required == 2:
-        return 2
-    if required == 1 or (required == 0 and (positional or variadic)):
-        return 1
-    raise TypeError(
-        f"guard {getattr(fn, '__name__', fn)!r} must take (ctx) or (context, event), "
-        f"got signature {inspect.signature(fn)}"
-    )
+    return call_style(fn, (), kind="guard")
 
 
 class GuardRegistry:
@@ -61,7 +49,7 @@ class GuardRegistry:
     __slots__ = ("_entries",)
 
     def __init__(self, guards: Mapping[str, GuardFunction] | None = None) -> None:
-        self._entries: dict[str, tuple[Callable[..., Any], int]] = {}
+        self._entries: dict[str, Callable[..., Any]] = {}
         for name, fn in (guards or {}).items():
             self.register(name, fn)
 
@@ -94,7 +82,9 @@ class GuardRegistry:
             raise ValueError(f"guard name must be an identifier, got {name!r}")
         if name in self._entries and not replace:
             raise ValueError(f"guard {name!r} is registered already (pass replace=True)")
-        self._entries[name] = (fn, guard_arity(fn))
+        if not callable(fn):
+            raise TypeError(f"guard {name!r} must be callable, got {type(fn).__name__}")
+        self._entries[name] = fn
         return fn
 
     def has(self, name: str) -> bool:
@@ -104,7 +94,7 @@ class GuardRegistry:
 
     def get(self, name: str) -> GuardFunction:
         try:
-            return self._entries[name][0]
+            return self._entries[name]
         except KeyError:
             raise KeyError(
                 f"no guard named {name!r}; registered: {', '.join(sorted(self._entries)) or 'none'}"
@@ -120,8 +110,8 @@ class GuardRegistry:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def snapshot(self) -> dict[str, tuple[Callable[..., Any], int]]:
-        """A copy of name -> (function, arity), taken when a machine binds."""
+    def snapshot(self) -> dict[str, Callable[..., Any]]:
+        """A copy of name -> function, taken when a machine binds."""
         return dict(self._entries)
 
     def __repr__(self) -> str:

@@ -5,31 +5,53 @@ never writes to its inputs. Its result depends only on the definition, the curre
 state, the event and what the guards say about the context.
 
 Theory of operation. Deciding an event walks the candidates from the rule table
-(``engine.rules``) in priority order and runs their guards. The outcome, a
-:class:`~statewise.model.result.Decision`, is fixed by (state, trigger, guard
+(``engine.rules``) in priority order and runs their checks: the ``when:``
+expression, then the guards, each stopping the candidate at the first "no". The
+outcome, a :class:`~statewise.model.result.Decision`, is fixed by (state, trigger,
 verdicts), so each distinct decision is built once and kept in a bounded memo; a
 result is that shared decision paired with the event. This keeps the cost of an
 event close to the cost of the dictionary lookups it needs, whatever the size of
 the machine.
+
+A (state, trigger) whose decision is fixed (its first candidate has no checks, and
+its trigger no payload schema) is answered from the memo with one lookup. Any other
+pair has a :class:`_Plan` in the memo: the checks of every candidate, bound once,
+the payload check, and the results already built per verdicts.
+
+JSON Schemas (``payload_schema``, ``context_schema``) are compiled by a
+``SchemaCompiler`` the caller hands in (the spec layer's, through
+:class:`~statewise.StateMachine`): the pure core does not validate JSON Schema itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeAlias
 
+from statewise.engine.expressions import (
+    Expression,
+    ExpressionError,
+    ExpressionFailed,
+    MissingExtraError,
+    compile_expression,
+    label,
+)
 from statewise.engine.guards import GuardRegistry
 from statewise.engine.locate import Locator, problems_for
 from statewise.engine.rules import Candidates, RuleTable
-from statewise.engine.views import make_view
+from statewise.engine.signatures import call_style, params_problem
+from statewise.engine.views import as_mapping, make_view
 from statewise.errors import (
+    ContextError,
     GuardError,
     GuardNotFoundError,
     GuardRejectedError,
     GuardsNotBoundError,
     InvalidTransitionError,
+    PayloadError,
+    Problem,
     SpecError,
     TerminalStateError,
     UndefinedStateError,
@@ -39,6 +61,7 @@ from statewise.model.checks import Issue, check_definition
 from statewise.model.definition import (
     ERROR_TRIGGER,
     TIMEOUT_TRIGGER,
+    GuardCall,
     MachineDefinition,
     State,
     Transition,
@@ -47,23 +70,37 @@ from statewise.model.event import Event
 from statewise.model.frozen import EMPTY, FrozenDict
 from statewise.model.result import Decision, TraceStep, TransitionResult, make_result
 
-__all__ = ["Locator", "Machine"]
+__all__ = ["Locator", "Machine", "SchemaCheck", "SchemaCompiler"]
+
+SchemaCheck: TypeAlias = Callable[[Any], Sequence[Problem]]
+"""A compiled JSON Schema: every problem with a value (paths relative to it), or none."""
+
+SchemaCompiler: TypeAlias = Callable[[Mapping[str, Any]], SchemaCheck]
+"""Compiles a JSON Schema into a :data:`SchemaCheck`; raises ``ValueError`` for a bad one."""
 
 _MEMO_LIMIT = 1 << 15
-_EMPTY_CONTEXT: Mapping[str, Any] = {}
 
 _TERMINAL = TerminalStateError.code
 _UNDEFINED_TRIGGER = UndefinedTriggerError.code
 _INVALID = InvalidTransitionError.code
 _REJECTED = GuardRejectedError.code
+_PAYLOAD = PayloadError.code
+
+# How a check is called: a CEL expression, fn(ctx, **params), fn(context, event, **params).
+_EXPRESSION, _CTX, _CTX_EVENT = 0, 1, 2
+_Check = tuple[str, int, Any, Mapping[str, Any]]
+"""(label for traces, call style, function or Expression, keyword params)."""
 
 
 @dataclass(slots=True, eq=False)
-class _Guarded:
-    """Memo entry of a guarded (state, trigger): its candidates, and the result for
-    each way their guards have answered so far (keyed like ``_decide``'s verdicts)."""
+class _Plan:
+    """Memo entry of a (state, trigger) whose decision depends on the event: its
+    candidates, their checks (in order), the trigger's payload check, and the result
+    for each way the checks have answered so far (keyed like ``_decide``'s verdicts)."""
 
     candidates: Candidates
+    checks: tuple[tuple[_Check, ...], ...]
+    payload: SchemaCheck | None
     outcomes: dict[tuple[int, ...], TransitionResult]
 
 
@@ -72,9 +109,21 @@ class Machine:
 
     Two machines are equal when their definitions are. Guards are bound once, at
     start-up (``guards=`` or :meth:`bind_guards`); after that nothing changes.
+    ``schemas`` compiles the definition's JSON Schemas (payloads, context); it is
+    required when the definition has any.
     """
 
-    __slots__ = ("_guards", "_memo", "_plain_events", "_rules", "definition", "source")
+    __slots__ = (
+        "_context_check",
+        "_expressions",
+        "_guards",
+        "_memo",
+        "_payload_checks",
+        "_plain_events",
+        "_rules",
+        "definition",
+        "source",
+    )
 
     definition: MachineDefinition
     source: Locator | None
@@ -85,18 +134,22 @@ class Machine:
         *,
         guards: GuardRegistry | None = None,
         source: Locator | None = None,
+        schemas: SchemaCompiler | None = None,
         _checked: bool = False,
     ) -> None:
-        if not _checked:
-            issues = check_definition(definition)
-            if issues:
-                raise SpecError(problems_for(issues, source))
+        issues = [] if _checked else check_definition(definition)
+        expressions, expression_issues = compile_expressions(definition)
+        issues += expression_issues
+        if issues:
+            raise SpecError(problems_for(issues, source))
         self.definition = definition
         self.source = source
         self._rules = RuleTable.build(definition)
-        self._guards: dict[str, tuple[Callable[..., Any], int]] | None = None
-        self._memo: dict[tuple[str, str], TransitionResult | _Guarded] = {}
+        self._guards: dict[GuardCall, tuple[Callable[..., Any], int]] | None = None
+        self._expressions = expressions
+        self._memo: dict[tuple[str, str], TransitionResult | _Plan] = {}
         self._plain_events = {t: Event(t) for t in self._rules.triggers}
+        self._payload_checks, self._context_check = _schema_checks(definition, schemas, source)
         if guards is not None:
             self.bind_guards(guards)
 
@@ -106,45 +159,69 @@ class Machine:
         """Bind the guards this machine names, once; returns the machine.
 
         Raises :class:`GuardNotFoundError` listing every guard the spec names that
-        ``registry`` lacks (with where each is used). The registry's functions are
+        ``registry`` lacks (with where each is used), and :class:`SpecError` for a guard
+        that cannot take the ``params`` the spec gives it. The registry's functions are
         copied: registering more later does not change a bound machine.
         """
         if self._guards is not None:
             raise RuntimeError("guards are bound already: bind once, at start-up")
         missing: dict[str, list[tuple[str | int, ...]]] = {}
+        issues: list[Issue] = []
+        bound: dict[GuardCall, tuple[Callable[..., Any], int]] = {}
+        functions = registry.snapshot()
         for i, t in enumerate(self.definition.transitions):
-            for k, name in enumerate(t.guards):
-                if not registry.has(name):
-                    missing.setdefault(name, []).append(("transitions", i, "guards", k))
+            for k, call in enumerate(t.guards):
+                path: tuple[str | int, ...] = ("transitions", i, "guards", k)
+                fn = functions.get(call.name)
+                if fn is None:
+                    missing.setdefault(call.name, []).append(path)
+                    issues.append(
+                        Issue(
+                            "unknown-guard",
+                            path,
+                            f"guard {call.name!r} is not registered",
+                            expected="a registered guard",
+                            got=repr(call.name),
+                        )
+                    )
+                    continue
+                problem = _call_problem(fn, call)
+                if isinstance(problem, str):
+                    where = (*path, "params") if call.params else path
+                    issues.append(
+                        Issue(
+                            "guard-params",
+                            where,
+                            f"guard {call.name!r} cannot be called as the spec says: {problem}",
+                            expected="params the guard takes",
+                            got=repr(dict(call.params)),
+                        )
+                    )
+                else:
+                    bound[call] = (fn, problem)
         if missing:
-            issues = [
-                Issue(
-                    "unknown-guard",
-                    path,
-                    f"guard {name!r} is not registered",
-                    expected="a registered guard",
-                    got=repr(name),
-                )
-                for name, paths in missing.items()
-                for path in paths
-            ]
             raise GuardNotFoundError(missing, problems_for(issues, self.source))
-        self._guards = registry.snapshot()
+        if issues:
+            raise SpecError(problems_for(issues, self.source))
+        self._guards = bound
         return self
 
     # -- deciding --------------------------------------------------------------------
 
     def process(
-        self, current_state: str, event: str | Event, context: Mapping[str, Any] | None = None
+        self, current_state: str, event: str | Event, context: object = None
     ) -> TransitionResult:
         """Decide ``event`` in ``current_state``; pure, and never raises for a rejection.
 
-        ``context`` is read only by guards, through a read-only view; when a guard
-        needs it, it must be a mapping (or ``None``, read as empty).
+        ``context`` is read only by guards and expressions, through a read-only view;
+        it may be a mapping, a dataclass instance, a Pydantic model or ``None`` (empty).
+        A payload that does not match its trigger's ``payload_schema`` gives a failed
+        result carrying a :class:`PayloadError` (never a transition).
 
         Raises :class:`UndefinedStateError` for an unknown ``current_state``,
-        :class:`GuardError` when a guard raises or returns a non-bool, and
-        :class:`GuardsNotBoundError` when a guard is needed but none are bound.
+        :class:`GuardError` when a guard or expression fails or gives a non-bool,
+        :class:`GuardsNotBoundError` when a guard is needed but none are bound, and
+        :class:`ContextError` when a context read by a guard breaks ``context_schema``.
         """
         # Hot path: every line here is paid per event. The memo holds finished results
         # for plain-trigger events; an Event gets the shared decision and itself.
@@ -156,10 +233,8 @@ class Machine:
             ev = event
         else:
             raise TypeError(f"event must be a trigger name or an Event, got {type(event).__name__}")
-        # Most events repeat a decision already made: one lookup answers them. The memo
-        # maps (state, trigger) to the finished result, or for a guarded pair (whose
-        # decision depends on the guards) to a _Guarded plan. Only known states and
-        # triggers get in, so a hit needs no further checks.
+        # Most events repeat a decision already made: one lookup answers them. Only
+        # known states and triggers get in, so a hit needs no further checks.
         key = (current_state, trigger)
         known = self._memo.get(key)
         if known is None:
@@ -172,21 +247,21 @@ class Machine:
                 if trigger not in self._plain_events:
                     # Unknown triggers come from outside: never let them fill the memo.
                     return make_result(decision, ev or Event(trigger))
-            elif candidates[0].guards:
-                plan = _Guarded(candidates, {})
+            elif candidates[0].guarded or trigger in self._payload_checks:
+                plan = self._plan(candidates, trigger)
                 self._remember(key, plan)
-                return self._run_guards(current_state, trigger, plan, context, ev)
+                return self._run_plan(current_state, trigger, plan, context, ev)
             else:
-                decision = self._decide(current_state, candidates, ())
+                decision = self._decide(current_state, candidates, ((),), ())
             known = make_result(decision, self._plain_events[trigger])
             self._remember(key, known)
-        elif isinstance(known, _Guarded):
-            return self._run_guards(current_state, trigger, known, context, ev)
+        elif isinstance(known, _Plan):
+            return self._run_plan(current_state, trigger, known, context, ev)
         if ev is None:
             return known
         return make_result(known.decision, ev)
 
-    def _remember(self, key: tuple[str, str], value: TransitionResult | _Guarded) -> None:
+    def _remember(self, key: tuple[str, str], value: TransitionResult | _Plan) -> None:
         memo = self._memo
         if len(memo) >= _MEMO_LIMIT:
             # Bounded: drop the older half (dicts keep insertion order), keep the rest.
@@ -203,39 +278,87 @@ class Machine:
             return Decision.rejected(state, trigger, _INVALID)
         return Decision.rejected(state, trigger, _UNDEFINED_TRIGGER)
 
-    def _run_guards(
+    def _plan(self, candidates: Candidates, trigger: str) -> _Plan:
+        """Bind the checks of ``candidates`` (raises when guards are needed but unbound)."""
+        checks: list[tuple[_Check, ...]] = []
+        for t in candidates:
+            mine: list[_Check] = []
+            if t.when is not None:
+                mine.append((label(t.when), _EXPRESSION, self._expressions[t.when], EMPTY))
+            for call in t.guards:
+                if self._guards is None:
+                    raise GuardsNotBoundError(call.name)
+                fn, style = self._guards[call]
+                mine.append((call.name, style, fn, call.params))
+            checks.append(tuple(mine))
+            if not mine:
+                break  # it always passes: nothing after it can be reached
+        return _Plan(candidates, tuple(checks), self._payload_checks.get(trigger), {})
+
+    def _run_plan(
         self,
         state: str,
         trigger: str,
-        plan: _Guarded,
-        context: Mapping[str, Any] | None,
+        plan: _Plan,
+        context: object,
         ev: Event | None,
     ) -> TransitionResult:
-        guards = self._guards
-        if context is None:
-            context = _EMPTY_CONTEXT
-        elif type(context) is not dict and not isinstance(context, Mapping):
-            raise TypeError(f"context must be a mapping or None, got {type(context).__name__}")
         if ev is None:
             ev = self._plain_events[trigger]
         payload = ev.payload
+        if plan.payload is not None:
+            problems = plan.payload(payload)
+            if problems:
+                decision = Decision.rejected(state, trigger, _PAYLOAD, problems=tuple(problems))
+                return make_result(decision, ev)
+        checks = plan.checks
+        verdicts: tuple[int, ...]
+        verdicts = self._verdicts(state, trigger, plan, context, ev) if checks[0] else (-1,)
+        known = plan.outcomes.get(verdicts)
+        if known is None:
+            # At most one entry per way the checks can answer: bounded by the spec.
+            labels = tuple(tuple(c[0] for c in mine) for mine in checks)
+            decision = self._decide(state, plan.candidates, labels, verdicts)
+            known = plan.outcomes[verdicts] = make_result(decision, self._plain_events[trigger])
+        return make_result(known.decision, ev)
+
+    def _verdicts(
+        self, state: str, trigger: str, plan: _Plan, context: object, ev: Event
+    ) -> tuple[int, ...]:
+        """Per candidate, in order: the index of the check that said no, or -1 for the
+        one that passed (the last). Raises ``GuardError`` for a failing check."""
+        ctx = as_mapping(context)
+        if self._context_check is not None:
+            problems = self._context_check(ctx)
+            if problems:
+                raise ContextError(problems)
+        payload = ev.payload
         # The payload is a FrozenDict: read its dict directly, at C speed.
-        merged = make_view(context, None if payload is EMPTY else _raw(payload))
-        candidates = plan.candidates
-        verdicts: tuple[int, ...] = ()  # per candidate: index of the guard that said no, or -1
-        for t in candidates:
+        merged = make_view(ctx, None if payload is EMPTY else _raw(payload))
+        verdicts: tuple[int, ...] = ()
+        for t, checks in zip(plan.candidates, plan.checks, strict=False):
             failed = -1
-            for i, name in enumerate(t.guards):
-                if guards is None:
-                    raise GuardsNotBoundError(name)
-                fn, arity = guards[name]
+            for i, (name, style, fn, params) in enumerate(checks):
                 try:
-                    ok = fn(merged) if arity == 1 else fn(make_view(context, None), ev)
+                    if style == _CTX:
+                        ok = fn(merged, **params) if params else fn(merged)
+                    elif style == _CTX_EVENT:
+                        ok = fn(make_view(ctx, None), ev, **params)
+                    else:
+                        ok = fn.evaluate(ctx, payload, state)
+                except ExpressionFailed as exc:
+                    raise GuardError(name, state, trigger, self._index(t), str(exc)) from exc
                 except Exception as exc:
                     raise GuardError(name, state, trigger, self._index(t)) from exc
                 if ok is not True:
                     if ok is not False:
-                        raise GuardError(name, state, trigger, self._index(t)) from TypeError(
+                        raise GuardError(
+                            name,
+                            state,
+                            trigger,
+                            self._index(t),
+                            f"it must return a bool, got {type(ok).__name__}",
+                        ) from TypeError(
                             f"guard {name!r} must return a bool, got {type(ok).__name__}"
                         )
                     failed = i
@@ -243,24 +366,25 @@ class Machine:
             verdicts += (failed,)
             if failed < 0:
                 break
-        known = plan.outcomes.get(verdicts)
-        if known is None:
-            # At most one entry per way the guards can answer: bounded by the spec.
-            decision = self._decide(state, candidates, verdicts)
-            known = plan.outcomes[verdicts] = make_result(decision, self._plain_events[trigger])
-        return make_result(known.decision, ev)
+        return verdicts
 
-    def _decide(self, state: str, candidates: Candidates, verdicts: tuple[int, ...]) -> Decision:
-        """Build the decision for ``verdicts`` (see ``_run_guards``); memoized by callers."""
+    def _decide(
+        self,
+        state: str,
+        candidates: Candidates,
+        labels: tuple[tuple[str, ...], ...],
+        verdicts: tuple[int, ...],
+    ) -> Decision:
+        """Build the decision for ``verdicts`` (see ``_verdicts``); memoized by callers."""
         trace: list[TraceStep] = []
-        for t, failed in zip(candidates, verdicts or (-1,), strict=False):
+        for t, names, failed in zip(candidates, labels, verdicts or (-1,), strict=False):
             if failed < 0:
-                steps = tuple((g, True) for g in t.guards)
+                steps = tuple((name, True) for name in names)
                 trace.append(TraceStep(t, steps, selected=True))
                 source = self._rules.states[state]
                 dest = None if t.dest is None else self._rules.states[t.dest]
                 return Decision.transitioned(source, dest, t, tuple(trace))
-            steps = (*((g, True) for g in t.guards[:failed]), (t.guards[failed], False))
+            steps = (*((name, True) for name in names[:failed]), (names[failed], False))
             trace.append(TraceStep(t, steps, selected=False))
         said_no = tuple(dict.fromkeys(step.guards[-1][0] for step in trace))
         return Decision.rejected(
@@ -303,6 +427,7 @@ class Machine:
             raise ValueError(
                 f"machine {self.name!r} has no error_policy.default_fallback to fail to"
             )
+        payload: dict[str, str | None]
         if isinstance(error, BaseException):
             payload = {"error": str(error), "error_type": type(error).__name__}
         else:
@@ -406,6 +531,66 @@ class Machine:
             f"{type(self).__name__}({d.name!r}, version={d.version!r}, "
             f"states={len(d.states)}, transitions={len(d.transitions)})"
         )
+
+
+def compile_expressions(
+    definition: MachineDefinition,
+) -> tuple[dict[str, Expression], list[Issue]]:
+    """Every ``when:`` of ``definition`` compiled, and an issue for each that is not."""
+    compiled: dict[str, Expression] = {}
+    issues: list[Issue] = []
+    for i, t in enumerate(definition.transitions):
+        if t.when is None or t.when in compiled:
+            continue
+        try:
+            compiled[t.when] = compile_expression(t.when)
+        except ExpressionError as exc:
+            issues.append(
+                Issue("expression", ("transitions", i, "when"), str(exc), got=repr(t.when))
+            )
+        except MissingExtraError as exc:
+            issues.append(Issue("expression", ("transitions", i, "when"), str(exc)))
+    return compiled, issues
+
+
+def _call_problem(fn: Callable[..., Any], call: GuardCall) -> int | str:
+    """The call style of ``fn`` with ``call``'s params, or why it cannot be called."""
+    try:
+        style = call_style(fn, call.params, kind="guard")
+    except TypeError as exc:
+        return str(exc)
+    problem = params_problem(fn, call.params, style)
+    return style if problem is None else problem
+
+
+def _schema_checks(
+    definition: MachineDefinition, schemas: SchemaCompiler | None, source: Locator | None
+) -> tuple[dict[str, SchemaCheck], SchemaCheck | None]:
+    wanted: dict[tuple[str | int, ...], Mapping[str, Any]] = {
+        ("triggers", name, "payload_schema"): spec.payload_schema
+        for name, spec in definition.triggers.items()
+        if spec.payload_schema is not None
+    }
+    if definition.context_schema is not None:
+        wanted[("context_schema",)] = definition.context_schema
+    if not wanted:
+        return {}, None
+    if schemas is None:
+        raise TypeError(
+            "this machine has JSON Schemas (payload_schema or context_schema): build it "
+            "with StateMachine, or pass schemas= a SchemaCompiler"
+        )
+    compiled: dict[tuple[str | int, ...], SchemaCheck] = {}
+    issues: list[Issue] = []
+    for path, schema in wanted.items():
+        try:
+            compiled[path] = schemas(schema)
+        except ValueError as exc:
+            issues.append(Issue("schema", path, str(exc), expected="a valid JSON Schema"))
+    if issues:
+        raise SpecError(problems_for(issues, source))
+    context = compiled.pop(("context_schema",), None)
+    return {str(path[1]): check for path, check in compiled.items()}, context
 
 
 def _raw(payload: Mapping[str, Any]) -> Mapping[str, Any]:

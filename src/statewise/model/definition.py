@@ -14,8 +14,8 @@ parameters the spec passes. Programmatic callers may write plain names
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from statewise.model.frozen import EMPTY, FrozenDict, deep_freeze, thaw

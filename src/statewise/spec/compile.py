@@ -13,18 +13,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from statewise.model.definition import (
+    DEFAULT_BACKOFF_SECONDS,
+    DEFAULT_MAX_BACKOFF_SECONDS,
     WILDCARD,
+    ActionCall,
     ErrorPolicy,
+    GuardCall,
     MachineDefinition,
+    Retry,
     State,
     StateType,
     Timeout,
     Transition,
+    TriggerSpec,
 )
-from statewise.model.frozen import EMPTY, deep_freeze
+from statewise.model.frozen import EMPTY, FrozenDict, deep_freeze
+from statewise.spec.durations import parse_duration
 
 __all__ = ["Compiled", "compile_spec"]
 
@@ -41,6 +48,11 @@ class Compiled:
     transition_origin: list[int] = field(default_factory=list)
     dropped_states: bool = False
     uncertain_types: bool = False
+    problems: list[tuple[tuple[str | int, ...], str, str | None, str | None]] = field(
+        default_factory=list
+    )
+    """What only compiling finds (a duration that does not parse): path, message,
+    expected, got; paths are the document's."""
 
     def doc_path(self, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
         """Translate a definition path (``("states", 2, ...)``) to the document's."""
@@ -68,6 +80,54 @@ def _names(value: object) -> tuple[str, ...] | None:
     return None
 
 
+def _params(value: object) -> FrozenDict[str, Any]:
+    return deep_freeze(value) if isinstance(value, Mapping) and value else EMPTY
+
+
+def _retry(value: object) -> Retry | None:
+    if not isinstance(value, Mapping):
+        return None
+    attempts = value.get("attempts")
+    backoff = value.get("backoff_seconds", DEFAULT_BACKOFF_SECONDS)
+    ceiling = value.get("max_backoff_seconds", DEFAULT_MAX_BACKOFF_SECONDS)
+    if type(attempts) is not int or attempts < 0 or not (_seconds(backoff) and _seconds(ceiling)):
+        return None
+    return Retry(attempts, float(backoff), float(ceiling))
+
+
+def _seconds(value: object) -> bool:
+    return type(value) in (int, float) and value >= 0  # type: ignore[operator]
+
+
+def _calls(value: object) -> list[Mapping[str, Any] | str]:
+    """The usable entries of a name / entry / list-of-those field (bad ones dropped)."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    out: list[Mapping[str, Any] | str] = []
+    for item in items:
+        usable = _is_ident(item) or (isinstance(item, Mapping) and _is_ident(item.get("name")))
+        if usable:
+            out.append(cast(Mapping[str, Any] | str, item))
+    return out
+
+
+def _actions(value: object) -> tuple[ActionCall, ...]:
+    return tuple(
+        ActionCall(item)
+        if isinstance(item, str)
+        else ActionCall(item["name"], _params(item.get("params")), _retry(item.get("retry")))
+        for item in _calls(value)
+    )
+
+
+def _guards(value: object) -> tuple[GuardCall, ...]:
+    return tuple(
+        GuardCall(item)
+        if isinstance(item, str)
+        else GuardCall(item["name"], _params(item.get("params")))
+        for item in _calls(value)
+    )
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -88,6 +148,8 @@ def compile_spec(data: Any) -> Compiled:
     transitions = _transitions(root.get("transitions"), out)
     fallback = policy.get("default_fallback")
     retries = policy.get("retry_attempts")
+    backoff = policy.get("backoff_seconds", DEFAULT_BACKOFF_SECONDS)
+    ceiling = policy.get("max_backoff_seconds", DEFAULT_MAX_BACKOFF_SECONDS)
     strict = meta.get("strict_mode")
     version = meta.get("version")
     name = meta.get("machine_name")
@@ -101,10 +163,42 @@ def compile_spec(data: Any) -> Compiled:
         error_policy=ErrorPolicy(
             default_fallback=fallback if _is_ident(fallback) else None,
             retry_attempts=retries if type(retries) is int and retries >= 0 else 0,
+            backoff_seconds=float(backoff) if _seconds(backoff) else DEFAULT_BACKOFF_SECONDS,
+            max_backoff_seconds=float(ceiling)
+            if _seconds(ceiling)
+            else DEFAULT_MAX_BACKOFF_SECONDS,
         ),
         metadata=_metadata(meta.get("metadata")),
+        triggers=_triggers(root.get("triggers")),
+        context_schema=_schema(root.get("context_schema")),
     )
     return out
+
+
+def _schema(value: object) -> Any:
+    # A JSON Schema may be a boolean; FrozenDict holds only mappings, so true/false
+    # are stored as their equivalent objects ({} and {"not": {}}).
+    if value is True:
+        return EMPTY
+    if value is False:
+        return deep_freeze({"not": {}})
+    return deep_freeze(value) if isinstance(value, Mapping) else None
+
+
+def _triggers(value: object) -> FrozenDict[str, TriggerSpec]:
+    if not isinstance(value, Mapping):
+        return EMPTY
+    return FrozenDict(
+        {
+            name: TriggerSpec(
+                name,
+                _schema(item.get("payload_schema")),
+                _text(item.get("description")),
+            )
+            for name, item in value.items()
+            if _is_ident(name) and isinstance(item, Mapping)
+        }
+    )
 
 
 def _states(items: object, out: Compiled) -> list[State]:
@@ -126,9 +220,9 @@ def _states(items: object, out: Compiled) -> list[State]:
                 name=item["name"],
                 type=kind,
                 description=_text(item.get("description")),
-                on_enter=_names(item.get("on_enter")) or (),
-                on_exit=_names(item.get("on_exit")) or (),
-                timeout=_timeout(item.get("timeout")),
+                on_enter=_actions(item.get("on_enter")),
+                on_exit=_actions(item.get("on_exit")),
+                timeout=_timeout(item.get("timeout"), ("states", i, "timeout"), out),
                 metadata=_metadata(item.get("metadata")),
             )
         )
@@ -136,14 +230,26 @@ def _states(items: object, out: Compiled) -> list[State]:
     return states
 
 
-def _timeout(value: object) -> Timeout | None:
+def _timeout(value: object, path: tuple[str | int, ...], out: Compiled) -> Timeout | None:
     if not isinstance(value, Mapping):
         return None
     seconds = value.get("seconds")
+    duration = value.get("duration")
     dest = value.get("destination")
+    if isinstance(duration, str) and "seconds" not in value:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            out.problems.append(((*path, "duration"), str(exc), "an ISO 8601 duration", None))
+            return None
+        if seconds <= 0:
+            out.problems.append(
+                ((*path, "duration"), "a timeout must be longer than zero", "> 0", repr(duration))
+            )
+            return None
     if type(seconds) not in (int, float) or not _is_ident(dest):
         return None
-    return Timeout(float(seconds), dest)  # type: ignore[arg-type]
+    return Timeout(float(seconds), dest, _actions(value.get("actions")))  # type: ignore[arg-type]
 
 
 def _transitions(items: object, out: Compiled) -> list[Transition]:
@@ -158,15 +264,17 @@ def _transitions(items: object, out: Compiled) -> list[Transition]:
         dest = item.get("dest")
         if not sources or (dest is not None and not _is_ident(dest)):
             continue  # a transition with an unusable source or dest says nothing checkable
+        when = item.get("when")
         transitions.append(
             Transition(
                 trigger=item["trigger"],
                 source=sources,
                 dest=dest,
-                guards=_names(item.get("guards")) or (),
-                actions=_names(item.get("actions")) or (),
+                guards=_guards(item.get("guards")),
+                actions=_actions(item.get("actions")),
                 description=_text(item.get("description")),
                 metadata=_metadata(item.get("metadata")),
+                when=when if isinstance(when, str) and when else None,
             )
         )
         out.transition_origin.append(i)

@@ -9,10 +9,12 @@ together, in document order.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from statewise.engine.machine import compile_expressions
 from statewise.errors import Problem, SpecError
 from statewise.model.checks import check_definition
 from statewise.model.definition import MachineDefinition
@@ -21,12 +23,14 @@ from statewise.spec.envsubst import substitute
 from statewise.spec.json_reader import read_json
 from statewise.spec.schema import validate
 from statewise.spec.source import DEFAULT_MAX_BYTES, Document, check_size
+from statewise.spec.user_schemas import schema_problem
 from statewise.spec.yaml_reader import read_yaml
 
 __all__ = ["DEFAULT_MAX_BYTES", "Format", "load", "read_file", "read_text"]
 
 Format = Literal["yaml", "json"]
 _SUFFIXES: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def read_text(
@@ -78,7 +82,13 @@ def load(doc: Document, *, env: Mapping[str, str] | None = None) -> MachineDefin
         for i in schema_issues
     ]
     compiled = compile_spec(data)
-    for issue in check_definition(compiled.definition):
+    flagged = {i.path for i in schema_issues}
+    for path, message, expected, got in compiled.problems:
+        if path not in flagged:  # the schema said it already (a malformed duration)
+            problems.append(doc.problem(path, message, expected=expected, got=got))
+    problems += _extension_problems(doc, data)
+    _, expression_issues = compile_expressions(compiled.definition)
+    for issue in [*check_definition(compiled.definition), *expression_issues]:
         if issue.code == "initial-state" and (compiled.uncertain_types or compiled.dropped_states):
             continue  # a misspelt ``type`` or unreadable state was reported already
         if issue.code == "unknown-state" and compiled.dropped_states:
@@ -88,6 +98,42 @@ def load(doc: Document, *, env: Mapping[str, str] | None = None) -> MachineDefin
     if problems:
         raise SpecError(_in_document_order(problems))
     return compiled.definition
+
+
+def _extension_problems(doc: Document, data: Any) -> list[Problem]:
+    """Problems in what the spec embeds: trigger names, and its JSON Schemas."""
+    if not isinstance(data, Mapping):
+        return []
+    out: list[Problem] = []
+    triggers = data.get("triggers")
+    if isinstance(triggers, Mapping):
+        for name, item in triggers.items():
+            if not (isinstance(name, str) and _IDENT.match(name)):
+                out.append(
+                    doc.problem(
+                        ("triggers", name),
+                        f"trigger name {name!r} is not an identifier",
+                        key=True,
+                        expected="an identifier (letters, digits, _; not starting with a digit)",
+                        got=repr(name),
+                    )
+                )
+            elif isinstance(item, Mapping) and isinstance(item.get("payload_schema"), Mapping):
+                out += _schema_problems(doc, ("triggers", name, "payload_schema"), item)
+    out += _schema_problems(doc, ("context_schema",), data)
+    return out
+
+
+def _schema_problems(
+    doc: Document, path: tuple[str | int, ...], parent: Mapping[str, Any]
+) -> list[Problem]:
+    schema = parent.get(str(path[-1]))
+    if not isinstance(schema, Mapping):
+        return []
+    problem = schema_problem(schema)
+    if problem is None:
+        return []
+    return [doc.problem(path, problem, expected="a draft 2020-12 JSON Schema")]
 
 
 def _fit(data: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]:

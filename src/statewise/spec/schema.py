@@ -426,6 +426,18 @@ class _Explainer:
     ) -> Iterator[_Raw]:
         branches: Any = error.validator_value
         value: Any = error.instance
+        keys = _key_choice(branches)
+        if keys is not None and isinstance(value, Mapping):
+            # ``oneOf: [{required: [a]}, {required: [b]}]``: exactly one of the keys.
+            present = [k for k in keys if k in value]
+            options = " or ".join(repr(k) for k in keys)
+            if not present:
+                yield path, f"missing required key: one of {options}", f"key {options}", None, False
+            else:
+                got = " and ".join(repr(k) for k in present)
+                message = f"expected only one of the keys {options}, got {got}"
+                yield path, message, f"one of the keys {options}", got, False
+            return
         if not error.context:
             # oneOf fails this way only when several branches accept the value.
             matched = [self._noun(b)[0] for b in branches if self._check(b)(value)]
@@ -573,6 +585,19 @@ _COMPARISONS: Final = {
     "maximum": "<=",
     "exclusiveMaximum": "<",
 }
+
+
+def _key_choice(branches: Any) -> list[str] | None:
+    """The keys of a ``oneOf`` whose every branch is ``{"required": [key]}``, else None."""
+    keys: list[str] = []
+    for branch in branches:
+        if not (isinstance(branch, Mapping) and set(branch) == {"required"}):
+            return None
+        required = branch["required"]
+        if len(required) != 1:
+            return None
+        keys.append(required[0])
+    return keys
 
 
 def _expected(path: tuple[Any, ...], expected: str, got: str, separator: str = ", ") -> _Raw:
