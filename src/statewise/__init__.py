@@ -14,12 +14,15 @@ load -> decide -> commit -> act: ``process`` decides; the caller commits, then a
 from statewise.engine.guards import GuardRegistry
 from statewise.engine.machine import Machine
 from statewise.errors import (
+    ActionNotFoundError,
     ConfigurationError,
+    ContextError,
     GuardError,
     GuardNotFoundError,
     GuardRejectedError,
     GuardsNotBoundError,
     InvalidTransitionError,
+    PayloadError,
     Problem,
     SpecError,
     StatewiseError,
@@ -30,12 +33,16 @@ from statewise.errors import (
 )
 from statewise.machine import StateMachine
 from statewise.model.definition import (
+    ActionCall,
     ErrorPolicy,
+    GuardCall,
     MachineDefinition,
+    Retry,
     State,
     StateType,
     Timeout,
     Transition,
+    TriggerSpec,
 )
 from statewise.model.event import Event
 from statewise.model.frozen import FrozenDict
@@ -44,11 +51,15 @@ from statewise.model.result import Decision, TraceStep, TransitionResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionCall",
+    "ActionNotFoundError",
     "ConfigurationError",
+    "ContextError",
     "Decision",
     "ErrorPolicy",
     "Event",
     "FrozenDict",
+    "GuardCall",
     "GuardError",
     "GuardNotFoundError",
     "GuardRegistry",
@@ -57,7 +68,9 @@ __all__ = [
     "InvalidTransitionError",
     "Machine",
     "MachineDefinition",
+    "PayloadError",
     "Problem",
+    "Retry",
     "SpecError",
     "State",
     "StateMachine",
@@ -69,6 +82,7 @@ __all__ = [
     "Transition",
     "TransitionError",
     "TransitionResult",
+    "TriggerSpec",
     "UndefinedStateError",
     "UndefinedTriggerError",
     "__version__",

@@ -294,7 +294,7 @@ def test_bad_event_type(machine: StateMachine, bad: Any) -> None:
 
 def test_bad_context_type(machine: StateMachine) -> None:
     with pytest.raises(TypeError, match="context must be a mapping"):
-        machine.process("C", "amount", [("amount", 1)])  # type: ignore[arg-type]
+        machine.process("C", "amount", [("amount", 1)])
 
 
 def test_errors_compare_by_value(machine: StateMachine) -> None:

@@ -24,8 +24,21 @@ from statewise import (
 
 NAMES = [f"S{i}" for i in range(7)]
 TRIGGERS = ["t0", "t1", "t2", "t3"]
-GUARDS = ["g_true", "g_false", "g_key", "g_pay"]
-ACTIONS = ["a", "b", "c"]
+GUARDS: list[Any] = [
+    "g_true",
+    "g_false",
+    "g_key",
+    "g_pay",
+    {"name": "g_param", "params": {"want": 1}},
+    {"name": "g_param", "params": {"want": 2}},
+]
+ACTIONS: list[Any] = ["a", "b", "c", {"name": "d", "params": {"n": 1}}]
+# Expression guards (CEL) and what they mean, for the reference implementation.
+WHENS: dict[str, Callable[[str, dict[str, Any], dict[str, Any]], bool]] = {
+    "state == 'S1'": lambda state, ctx, ev: state == "S1",
+    "'p' in event": lambda state, ctx, ev: "p" in ev,
+    "size(event) >= 1 || state != 'S0'": lambda state, ctx, ev: len(ev) >= 1 or state != "S0",
+}
 
 
 def guard_registry() -> GuardRegistry:
@@ -38,15 +51,31 @@ def guard_registry() -> GuardRegistry:
         return event.payload.get("p") is True
 
     guards.register("g_pay", g_pay)
+
+    def g_param(ctx: Mapping[str, Any], *, want: int) -> bool:
+        return ctx.get("x") == want
+
+    guards.register("g_param", g_param)
     return guards
 
 
-GUARD_FNS: dict[str, Callable[[dict[str, Any], dict[str, Any]], bool]] = {
+GUARD_FNS: dict[str, Callable[..., bool]] = {
     "g_true": lambda ctx, ev: True,
     "g_false": lambda ctx, ev: False,
     "g_key": lambda ctx, ev: {**ev, **ctx}.get("k") == 1,
     "g_pay": lambda ctx, ev: ev.get("p") is True,
+    "g_param": lambda ctx, ev, want: {**ev, **ctx}.get("x") == want,
 }
+
+
+def guard_passes(guard: Any, context: dict[str, Any], payload: dict[str, Any]) -> bool:
+    if isinstance(guard, str):
+        return GUARD_FNS[guard](context, payload)
+    return GUARD_FNS[guard["name"]](context, payload, **guard["params"])
+
+
+def names(actions: list[Any]) -> list[str]:
+    return [a if isinstance(a, str) else a["name"] for a in actions]
 
 
 @st.composite
@@ -83,6 +112,8 @@ def machines(draw: st.DrawFn) -> dict[str, Any]:
             t["dest"] = draw(st.sampled_from(names))
         if draw(st.booleans()):
             t["guards"] = draw(st.lists(st.sampled_from(GUARDS), max_size=2))
+        if not draw(st.integers(0, 3)):
+            t["when"] = draw(st.sampled_from(sorted(WHENS)))
         if draw(st.booleans()):
             t["actions"] = draw(acts)
         transitions.append(t)
@@ -100,7 +131,7 @@ contexts = st.dictionaries(
 )
 
 
-def as_list(value: Any) -> list[str]:
+def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
@@ -119,16 +150,18 @@ def reference(
         if t["trigger"] == trigger and (t["source"] == "*" or state in as_list(t["source"]))
     ]
     for t in candidates:
-        if all(GUARD_FNS[g](context, payload) for g in as_list(t.get("guards"))):
+        if "when" in t and not WHENS[t["when"]](state, context, payload):
+            continue
+        if all(guard_passes(g, context, payload) for g in as_list(t.get("guards"))):
             if "dest" not in t:
-                return (True, False, state, as_list(t.get("actions")), None)
+                return (True, False, state, names(as_list(t.get("actions"))), None)
             dest = by_name[t["dest"]]
             actions = (
                 as_list(by_name[state].get("on_exit"))
                 + as_list(t.get("actions"))
                 + as_list(dest.get("on_enter"))
             )
-            return (True, False, dest["name"], actions, None)
+            return (True, False, dest["name"], names(actions), None)
     if candidates:
         return (False, False, state, [], "guard_rejected")
     if not spec["meta"]["strict_mode"]:

@@ -41,7 +41,7 @@ from statewise.engine.expressions import (
 from statewise.engine.guards import GuardRegistry
 from statewise.engine.locate import Locator, problems_for
 from statewise.engine.rules import Candidates, RuleTable
-from statewise.engine.signatures import call_style, params_problem
+from statewise.engine.signatures import call_style, params_problem, positional_names
 from statewise.engine.views import as_mapping, make_view
 from statewise.errors import (
     ContextError,
@@ -169,6 +169,12 @@ class Machine:
         issues: list[Issue] = []
         bound: dict[GuardCall, tuple[Callable[..., Any], int]] = {}
         functions = registry.snapshot()
+        # Param names each guard is given somewhere in the spec: a use without them, of
+        # a guard declared fn(ctx, limit), would otherwise be read as fn(context, event).
+        given: dict[str, set[str]] = {}
+        for t in self.definition.transitions:
+            for call in t.guards:
+                given.setdefault(call.name, set()).update(call.params)
         for i, t in enumerate(self.definition.transitions):
             for k, call in enumerate(t.guards):
                 path: tuple[str | int, ...] = ("transitions", i, "guards", k)
@@ -185,7 +191,7 @@ class Machine:
                         )
                     )
                     continue
-                problem = _call_problem(fn, call)
+                problem = _call_problem(fn, call, given[call.name])
                 if isinstance(problem, str):
                     where = (*path, "params") if call.params else path
                     issues.append(
@@ -553,13 +559,24 @@ def compile_expressions(
     return compiled, issues
 
 
-def _call_problem(fn: Callable[..., Any], call: GuardCall) -> int | str:
-    """The call style of ``fn`` with ``call``'s params, or why it cannot be called."""
+def _call_problem(fn: Callable[..., Any], call: GuardCall, elsewhere: set[str]) -> int | str:
+    """The call style of ``fn`` with ``call``'s params, or why it cannot be called.
+
+    ``elsewhere`` are the param names other uses of the guard give it: a parameter
+    named like one of them is a param, not the event, even when this use omits it.
+    """
     try:
         style = call_style(fn, call.params, kind="guard")
     except TypeError as exc:
         return str(exc)
+    if style == 2 and not call.params:
+        second = positional_names(fn)[1]
+        if second in elsewhere:
+            return f"missing a required argument: {second!r} (other uses give it as a param)"
     problem = params_problem(fn, call.params, style)
+    if problem is not None and style == 2 and call.params:
+        # fn(ctx, limit) given {limt: 1}: explain it as the param guard it most likely is.
+        problem = params_problem(fn, call.params, 1) or problem
     return style if problem is None else problem
 
 

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["accepts_keyword", "call_style", "params_problem"]
+__all__ = ["accepts_keyword", "call_style", "params_problem", "positional_names"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -50,6 +50,14 @@ def call_style(fn: Callable[..., Any], keywords: Iterable[str] = (), *, kind: st
         f"{kind} {getattr(fn, '__name__', fn)!r} must take (ctx) or (context, event), "
         f"got signature {sig}"
     )
+
+
+def positional_names(fn: Callable[..., Any]) -> list[str]:
+    """The names of ``fn``'s positional parameters, in order (none without a signature)."""
+    sig = _signature(fn)
+    if sig is None:
+        return []
+    return [p.name for p in sig.parameters.values() if p.kind in _POSITIONAL]
 
 
 def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:

@@ -113,7 +113,7 @@ class ActionCall:
     """
 
     name: str
-    params: FrozenDict[str, Any] = field(default=EMPTY)
+    params: Mapping[str, Any] = field(default=EMPTY)
     retry: Retry | None = None
 
     def __post_init__(self) -> None:
@@ -153,7 +153,7 @@ class GuardCall:
     ``fn(ctx, **params)`` (or ``fn(context, event, **params)``)."""
 
     name: str
-    params: FrozenDict[str, Any] = field(default=EMPTY)
+    params: Mapping[str, Any] = field(default=EMPTY)
 
     def __post_init__(self) -> None:
         _frozen_params(self)
