@@ -31,11 +31,11 @@ test: lint typecheck unit
 # Benchmarks run in their own venv (statewise editable + the seed, pygubernator 0.0.1);
 # the stamp makes reruns skip the installs. Extra flags: make bench BENCH_ARGS='--quick'.
 bench:
-	@if [ ! -f .venv-bench/.stamp-bench ] || [ pyproject.toml -nt .venv-bench/.stamp-bench ]; then \
+	@if [ ! -f .venv-bench/.stamp-bench ] || [ pyproject.toml -nt .venv-bench/.stamp-bench ] || [ Makefile -nt .venv-bench/.stamp-bench ]; then \
 		set -e; \
 		[ -x .venv-bench/bin/python ] || $(PYTHON) -m venv .venv-bench; \
 		.venv-bench/bin/python -m pip install --quiet --upgrade pip; \
-		.venv-bench/bin/python -m pip install --quiet -e . 'pygubernator==0.0.1'; \
+		.venv-bench/bin/python -m pip install --quiet -e '.[cel]' 'pygubernator==0.0.1'; \
 		touch .venv-bench/.stamp-bench; \
 	fi
 	.venv-bench/bin/python benchmarks/run.py $(BENCH_ARGS)

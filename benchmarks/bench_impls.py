@@ -105,7 +105,7 @@ def statewise_outcomes(machine: StateMachine, triples: Sequence[Triple]) -> list
     out: list[Outcome] = []
     for state, event, context in triples:
         r = machine.process(state, event, context)
-        out.append((r.success, r.target_state, tuple(r.all_actions)))
+        out.append((r.success, r.target_state, r.action_names))
     return out
 
 

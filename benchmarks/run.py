@@ -6,11 +6,14 @@ and a minimal floor implementation:
 1. ``process()`` cost per event on the order machine and on generated machines of
    10 to 10,000 states (identical workloads; decisions are checked to agree);
 2. loading a 10,000-state YAML spec, schema validation included;
-3. memory retained by the 10,000-state machine, fresh and after one workload pass.
+3. memory retained by the 10,000-state machine, fresh and after one workload pass;
+4. one guard written in CEL (``when:``) against the same guard in Python, per event;
+5. the action executor's cost per action, statewise's against the seed's and a bare loop.
 
-It prints a table with PASS/FAIL against the targets and writes JSON and text to
-``benchmarks/results/``. Exit status: 0 when it ran (whatever PASS/FAIL says), 2 when
-two implementations disagree on a decision, 1 on any other error.
+Sections 4 and 5 are for information: they have no targets. It prints a table with
+PASS/FAIL against the targets and writes JSON and text to ``benchmarks/results/``. Exit
+status: 0 when it ran (whatever PASS/FAIL says), 2 when two implementations disagree on
+a decision, 1 on any other error.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench_cel import Mismatch, cel_missing, measure_cel
+from bench_executor import measure_executor
 from bench_floor import Outcome
 from bench_impls import (
     Process,
@@ -96,6 +101,8 @@ class Config:
     load_states: int
     statewise_load_runs: int
     seed_load_runs: int
+    cel_events: int
+    executor_results: int
     quick: bool
     write: bool
 
@@ -110,6 +117,8 @@ class Report:
     scaling: dict[str, Any] = field(default_factory=dict)
     event_building: dict[str, float] = field(default_factory=dict)
     pressure: dict[str, Any] = field(default_factory=dict)
+    cel: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -118,6 +127,11 @@ def log(message: str) -> None:
 
 
 # -- 1. per-event cost ------------------------------------------------------------------------
+
+
+def _action_names(actions: Sequence[object]) -> tuple[str, ...]:
+    """Action names; an ``ActionCall`` (statewise) prints as its name."""
+    return tuple(a if isinstance(a, str) else str(a) for a in actions)
 
 
 def check_agreement(
@@ -129,10 +143,13 @@ def check_agreement(
     floor = outcomes["floor"]
     for other, width in (("statewise", 3), ("pygubernator", 2)):
         for i, (f, o) in enumerate(zip(floor, outcomes.get(other, floor), strict=True)):
-            if f[:width] != o[:width]:
+            # statewise lists actions as ActionCall (name and params): compare the names,
+            # all the floor knows (these specs give no params).
+            named = (o[0], o[1], _action_names(o[2]))
+            if f[:width] != named[:width]:
                 state, event, _ = triples[i]
                 bad.append(
-                    f"  event {i} ({state}, {event[0]}): floor={f[:width]} {other}={o[:width]}"
+                    f"  event {i} ({state}, {event[0]}): floor={f[:width]} {other}={named[:width]}"
                 )
     if bad:
         shown = "\n".join(bad[:20])
@@ -500,6 +517,8 @@ def render(report: Report, meta: dict[str, Any]) -> str:
             f"   pygubernator from_dict (reference)       {_mib(m['pygubernator_bytes']):>14}"
             f"  {m['pygubernator_vs_floor']:.2f}x floor",
         ]
+    lines += render_cel(report)
+    lines += render_executor(report)
     lines += ["", "targets"]
     for t in report.targets:
         sign = "<=" if t["kind"] == "max" else ">="
@@ -511,6 +530,114 @@ def render(report: Report, meta: dict[str, Any]) -> str:
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
     lines.append(f"   wall time: {secs}")
     return "\n".join(lines) + "\n"
+
+
+def render_cel(report: Report) -> list[str]:
+    c = report.cel
+    if not c:
+        return []
+    head = "4) one guard, CEL when: vs. Python (information, no target)"
+    if "skipped" in c:
+        return ["", f"{head}: skipped, {c['skipped']}"]
+    ns = c["ns_per_event"]
+    labels = {
+        "floor": "floor, Python guard (context, payload)",
+        "python": "statewise, Python guard fn(ctx)",
+        "python_params": "statewise, Python guard fn(ctx, sides=...)",
+        "cel": "statewise, CEL when:",
+        "loop": "loop only",
+    }
+    notes = {
+        "floor": "",
+        "python": f"  {c['python_vs_floor']:.2f}x floor",
+        "python_params": f"  {c['python_params_vs_python']:.2f}x Python guard",
+        "cel": (
+            f"  {c['cel_vs_python']:.2f}x Python guard ({c['cel_minus_python_ns']:+,.0f} ns), "
+            f"{c['cel_vs_floor']:.1f}x floor"
+        ),
+        "loop": "",
+    }
+    bd = c["cel_breakdown_ns_per_evaluation"]
+    lines = [
+        "",
+        f"{head}: ns/event, best (median) of {c['repeats']} passes over {c['events']:,} "
+        f"events, chunks of {c['chunk']:,}, GC paused",
+        f'   the order machine, its full-fill transition guarded by when: "{c["expression"]}"',
+        "   or by the same logic in Python; every event (an execution report on a working "
+        "order) evaluates it once:",
+        f"   it says yes to {c['condition_true_share']:.1%}; "
+        f"{c['rejected_share']:.1%} of events are rejected",
+    ]
+    lines += [f"   {labels[k]:<44}{_ns(ns[k]):>20}{notes[k]}" for k in labels]
+    lines += [
+        "   where CEL's time goes, ns per evaluation (best): the compiled program run with only "
+        f"the {len(c['cel_names'])} names it reads {bd['execute_names_only']['best']:,.0f};",
+        "   with event and state added, as statewise passes them, "
+        f"{bd['execute_with_event_and_state']['best']:,.0f}; Expression.evaluate (builds the "
+        f"variables, runs the program) {bd['expression_evaluate']['best']:,.0f}",
+    ]
+    return lines
+
+
+EXECUTOR_COLUMNS = ("floor", "statewise", "pygubernator", "pygubernator_no_log")
+
+
+def render_executor(report: Report) -> list[str]:
+    x = report.executor
+    if not x:
+        return []
+    lines = [
+        "",
+        "5) action executors (information, no target): ns per action, best (median) of "
+        f"{x['repeats']} passes over {x['results_per_workload']:,} committed results per "
+        "workload,",
+        "   chunks of 100, GC paused; per-result costs are included, divided by the result's "
+        "action count; no action fails (no retries)",
+        f"   {'workload':<16}{'floor':>20}{'statewise':>20}{'pygubernator':>20}"
+        f"{'seed no-log':>20}{'sw/floor':>10}{'seed/floor':>11}{'sw/seed':>9}{'sw/no-log':>11}",
+    ]
+    for r in x["rows"]:
+        ns = r["ns_per_action"]
+        lines.append(
+            f"   {r['workload']:<16}"
+            + "".join(f"{_ns(ns[name]):>20}" for name in EXECUTOR_COLUMNS)
+            + f"{r['statewise_vs_floor']:>9.0f}x{r['pygubernator_vs_floor']:>10.1f}x"
+            f"{r['statewise_vs_pygubernator']:>8.2f}x{r['statewise_vs_pygubernator_no_log']:>10.2f}x"
+        )
+    sp = x["split"]
+    if sp:
+        names = {
+            "floor": "floor",
+            "statewise": "statewise",
+            "pygubernator": "pygubernator",
+            "pygubernator_no_log": "seed no-log",
+        }
+        lines += [
+            "   fixed cost per result + marginal cost per action, from noop "
+            f"x{sp['from_actions']} and x{sp['to_actions']}:",
+            "      "
+            + "; ".join(
+                f"{label} {sp[k]['per_result_ns']:,.0f} + {sp[k]['per_action_ns']:,.0f} ns"
+                for k, label in names.items()
+            ),
+        ]
+        lines.append(
+            "   statewise, per action, also computes an idempotency key (SHA-256 over canonical "
+            f"JSON; alone {sp['statewise_keys_only']['per_action_ns']:,.0f} ns per action),"
+        )
+        lines.append(
+            "   reads the clock twice (the duration) and builds an ActionOutcome; the seed "
+            "calls fn(ctx) and builds an ActionResult"
+        )
+    lines += [
+        "   pygubernator: the seed as it comes (log_execution=True formats its log messages "
+        "even when no logger listens);",
+        "   seed no-log: log_execution=False. noop: fn(ctx); params+key: fn(ctx, *, amount, "
+        "currency, idempotency_key) with params",
+        "   from the spec (the seed gets them bound by functools.partial; the floor passes a "
+        "constant key)",
+    ]
+    return lines
 
 
 def _git(*args: str) -> str | None:
@@ -562,6 +689,8 @@ def write_results(report: Report, meta: dict[str, Any], text: str) -> list[Path]
         "scaling": report.scaling,
         "event_building_ns": report.event_building,
         "memo_pressure": report.pressure,
+        "cel_guard": report.cel,
+        "action_executor": report.executor,
         "targets": report.targets,
         "wall_seconds": report.seconds,
     }
@@ -596,6 +725,14 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         default=1,
         help="times to load the big spec with pygubernator (~30 s each)",
     )
+    p.add_argument(
+        "--cel-events", type=int, help="events for the CEL guard comparison (default 20,000)"
+    )
+    p.add_argument(
+        "--executor-results",
+        type=int,
+        help="results executed per action-executor workload (default 2,000)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only")
     a = p.parse_args(argv)
     quick = bool(a.quick)
@@ -607,6 +744,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         load_states=1_000 if quick else 10_000,
         statewise_load_runs=1 if quick else 3,
         seed_load_runs=a.seed_load_runs,
+        cel_events=a.cel_events or (3_000 if quick else 20_000),
+        executor_results=a.executor_results or (300 if quick else 2_000),
         quick=quick,
         write=not a.no_write,
     )
@@ -644,7 +783,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"memory: {big.name}")
         report.memory = measure_memory(big)
         report.seconds["memory"] = time.perf_counter() - clock
-    except Disagreement as exc:
+        clock = time.perf_counter()
+        missing = cel_missing()
+        if missing is None:
+            log(f"CEL guard vs. Python guard: {cfg.cel_events:,} events")
+            report.cel = measure_cel(cfg.cel_events, cfg.repeats, cfg.seed)
+        else:
+            log(f"CEL guard: skipped, {missing}")
+            report.cel = {"skipped": missing}
+        report.seconds["cel"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        log(f"action executors: {cfg.executor_results:,} results per workload")
+        report.executor = measure_executor(cfg.executor_results, cfg.repeats)
+        report.seconds["executor"] = time.perf_counter() - clock
+    except (Disagreement, Mismatch) as exc:
         print(f"DISAGREEMENT: {exc}", file=sys.stderr)
         return 2
     meta["loadavg_end"] = _loadavg()

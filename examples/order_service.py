@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from statewise import Event, FrozenDict, GuardRegistry, StateMachine, TransitionResult
 
@@ -29,6 +29,7 @@ DEFAULT_DB = HERE / "orders.db"
 
 Clock = Callable[[], float]  # seconds since the epoch; injected so tests can fix time
 Action = Callable[[str, TransitionResult], None]
+R = TypeVar("R", bound=TransitionResult | None)  # what a decision gives transact()
 
 SCHEMA = """
 CREATE TABLE orders (order_id TEXT PRIMARY KEY, state TEXT NOT NULL, order_qty INTEGER NOT NULL,
@@ -89,11 +90,17 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def open_db(path: Path) -> sqlite3.Connection:
-    """A fresh database. isolation_level=None: we write BEGIN/COMMIT ourselves."""
-    path.unlink(missing_ok=True)
+def connect(path: Path) -> sqlite3.Connection:
+    """The database at ``path``. isolation_level=None: we write BEGIN/COMMIT ourselves."""
     db = sqlite3.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
+    return db
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    """A fresh database: any old file at ``path`` is replaced."""
+    path.unlink(missing_ok=True)
+    db = connect(path)
     db.executescript(SCHEMA)
     return db
 
@@ -118,32 +125,61 @@ def handle(
     actions: Mapping[str, Action] = ACTIONS,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
 ) -> TransitionResult:
-    now = clock()  # read once, up front: the row and its audit row share one time
+    """Decide ``event`` for the order and commit it, then act (see :func:`transact`)."""
+
+    def decide(order: sqlite3.Row) -> TransitionResult:
+        # Pure. A rejected event comes back as a result, not an exception, and is audited.
+        context = {"order_qty": order["order_qty"], "filled_qty": order["filled_qty"]}
+        return machine.process(order["state"], event, context)
+
+    # Read once, up front: the row and its audit row share one time.
+    return transact(db, order_id, decide, now=clock(), actions=actions, before_commit=before_commit)
+
+
+def transact(
+    db: sqlite3.Connection,
+    order_id: str,
+    decide: Callable[[sqlite3.Row], R],
+    *,
+    now: float,
+    actions: Mapping[str, Action] = ACTIONS,
+    before_commit: Callable[[sqlite3.Connection], None] | None = None,
+) -> R:
+    """LOAD the order, DECIDE with ``decide(row)``, COMMIT the result and its audit row,
+    then ACT: the four steps every change to an order takes.
+
+    ``decide`` returning ``None`` means there is nothing to do (a timeout that is no
+    longer due, say): nothing is written, nothing runs. Raises ``LookupError`` for an
+    unknown order and :class:`VersionConflict` when the row changed under us; either
+    way nothing is committed and no action runs.
+    """
     # IMMEDIATE takes the write lock before the read, so nobody can change the row
     # between LOAD and COMMIT; the version check in _save is a second line of defence.
     db.execute("BEGIN IMMEDIATE")
     try:
-        # 1. LOAD the state and the stored context the guards read.
+        # 1. LOAD the state and the stored context the decision reads.
         order = db.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
         if order is None:
             raise LookupError(f"no order {order_id!r}")
-        # 2. DECIDE: pure. A rejected event comes back as a result, not an exception.
-        context = {"order_qty": order["order_qty"], "filled_qty": order["filled_qty"]}
-        r = machine.process(order["state"], event, context)
-        if before_commit is not None:
-            before_commit(db)  # a seam for tests and the demo to break the commit
-        # 3. COMMIT the order and its audit row together, or neither.
-        if r.success and not r.ignored:
-            _save(db, order, r, now)
-        _audit(db, order_id, r, now)
+        # 2. DECIDE.
+        r = decide(order)
+        if r is not None:
+            if before_commit is not None:
+                before_commit(db)  # a seam for tests and the demo to break the commit
+            # 3. COMMIT the order and its audit row together, or neither.
+            if r.success and not r.ignored:
+                _save(db, order, r, now)
+            _audit(db, order_id, r, now)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    if r is None:
+        return r
     # 4. ACT: the new state is durable, so the world may now hear about it. An action
     # that fails here cannot undo the commit; retrying it (an outbox) is a later concern.
     print(_describe(order_id, r, order["version"]))
-    for name in r.all_actions if r.success else ():
+    for name in r.action_names if r.success else ():
         actions[name](order_id, r)
     return r
 
@@ -165,7 +201,7 @@ def _save(db: sqlite3.Connection, order: sqlite3.Row, r: TransitionResult, now: 
 
 def _audit(db: sqlite3.Connection, order_id: str, r: TransitionResult, now: float) -> None:
     error = None if r.error is None else f"{type(r.error).__name__}: {r.error}"
-    actions = json.dumps(list(r.all_actions) if r.success else [])
+    actions = json.dumps(list(r.action_names) if r.success else [])
     event = (order_id, r.event.id, r.trigger, r.source_state, r.target_state, r.success)
     db.execute(
         "INSERT INTO audit (order_id, event_id, trigger, from_state, to_state, success, error, "

@@ -8,9 +8,12 @@ Load a machine from a spec, then decide events with a pure function::
     if result.success:
         ...  # commit result.target_state, then run result.all_actions
 
-load -> decide -> commit -> act: ``process`` decides; the caller commits, then acts.
+load -> decide -> commit -> act: ``process`` decides; the caller commits, then acts,
+with :class:`ActionExecutor` (retries, idempotency keys, the error fallback). Cron jobs
+find expired timeouts with :func:`check_timeout` / :class:`TimeoutManager`.
 """
 
+from statewise.engine.actions import ActionRegistry
 from statewise.engine.guards import GuardRegistry
 from statewise.engine.machine import Machine
 from statewise.errors import (
@@ -31,6 +34,13 @@ from statewise.errors import (
     UndefinedStateError,
     UndefinedTriggerError,
 )
+from statewise.execution import (
+    ActionExecutor,
+    ActionOutcome,
+    ActionStatus,
+    ExecutionResult,
+    idempotency_key,
+)
 from statewise.machine import StateMachine
 from statewise.model.definition import (
     ActionCall,
@@ -47,17 +57,25 @@ from statewise.model.definition import (
 from statewise.model.event import Event
 from statewise.model.frozen import FrozenDict
 from statewise.model.result import Decision, TraceStep, TransitionResult
+from statewise.spec.durations import parse_duration
+from statewise.timeouts import DueTimeout, TimeoutInfo, TimeoutManager, check_timeout
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionCall",
+    "ActionExecutor",
     "ActionNotFoundError",
+    "ActionOutcome",
+    "ActionRegistry",
+    "ActionStatus",
     "ConfigurationError",
     "ContextError",
     "Decision",
+    "DueTimeout",
     "ErrorPolicy",
     "Event",
+    "ExecutionResult",
     "FrozenDict",
     "GuardCall",
     "GuardError",
@@ -78,6 +96,8 @@ __all__ = [
     "StatewiseError",
     "TerminalStateError",
     "Timeout",
+    "TimeoutInfo",
+    "TimeoutManager",
     "TraceStep",
     "Transition",
     "TransitionError",
@@ -86,4 +106,7 @@ __all__ = [
     "UndefinedStateError",
     "UndefinedTriggerError",
     "__version__",
+    "check_timeout",
+    "idempotency_key",
+    "parse_duration",
 ]

@@ -208,7 +208,7 @@ def test_success_commits_state_version_and_audit_then_acts(
     )
     assert json.loads(row["actions"]) == ["log_exit", "record_exchange_id", "notify_ui"]
     # Actions ran in order, and each one already saw the committed state.
-    assert rec.calls == [(name, "A", "OPEN") for name in r.all_actions]
+    assert rec.calls == [(name, "A", "OPEN") for name in r.action_names]
 
 
 @pytest.mark.parametrize(
@@ -272,7 +272,11 @@ def test_internal_transition_keeps_entered_at_and_runs_only_its_actions(
     r = send(
         db, machine, "amend_price", {"price": 9.5}, clock=lambda: T0 + 60, actions=rec.actions()
     )
-    assert (r.source_state, r.target_state, r.all_actions) == ("OPEN", "OPEN", ("apply_amendment",))
+    assert (r.source_state, r.target_state, r.action_names) == (
+        "OPEN",
+        "OPEN",
+        ("apply_amendment",),
+    )
     assert (order(db)["entered_at"], order(db)["version"]) == (entered, 3)
     assert rec.calls == [("apply_amendment", "A", "OPEN")]
 
@@ -343,8 +347,9 @@ def test_guards(filled: int, fill: int, full: bool, partial: bool) -> None:
 
 def test_every_action_the_machine_names_has_a_function(machine: StateMachine) -> None:
     d = machine.definition
-    named = {a for s in d.states for a in (*s.on_enter, *s.on_exit)}
-    named |= {a for t in d.transitions for a in t.actions}
+    named = {a.name for s in d.states for a in (*s.on_enter, *s.on_exit)}
+    named |= {a.name for t in d.transitions for a in t.actions}
+    named |= {a.name for s in d.states if s.timeout is not None for a in s.timeout.actions}
     assert named == set(svc.ACTIONS)
 
 

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 
 from statewise import (
+    ActionCall,
     Decision,
     ErrorPolicy,
     Event,
     FrozenDict,
+    GuardCall,
     MachineDefinition,
+    Retry,
     State,
     StateType,
     Timeout,
@@ -81,11 +84,26 @@ def test_definition_to_dict_is_minimal() -> None:
     d = MachineDefinition(
         "m",
         (
-            State("A", StateType.INITIAL, "first", ("e",), ("x",), Timeout(1.5, "B")),
+            State(
+                "A",
+                StateType.INITIAL,
+                "first",
+                (ActionCall("e"),),
+                (ActionCall("x"),),
+                Timeout(1.5, "B"),
+            ),
             State("B", StateType.TERMINAL),
         ),
         (
-            Transition("go", ("A",), "B", ("g",), ("a",), "desc", FrozenDict({"k": 1})),
+            Transition(
+                "go",
+                ("A",),
+                "B",
+                (GuardCall("g"),),
+                (ActionCall("a"),),
+                "desc",
+                FrozenDict({"k": 1}),
+            ),
             Transition("stay", ("A", "B")),
         ),
         version="2",
@@ -159,7 +177,7 @@ def test_result_from_dict_rejects_unknown_error_codes() -> None:
 
 
 def test_result_repr_and_trace_round_trip() -> None:
-    t = Transition("go", ("A",), "B", guards=("g",))
+    t = Transition("go", ("A",), "B", guards=(GuardCall("g"),))
     step = TraceStep(t, (("g", False),), selected=False)
     assert TraceStep.from_dict(step.to_dict()) == step
     failed = TransitionResult(
@@ -190,3 +208,31 @@ def test_spec_error_lists_every_problem() -> None:
         "  <spec>: worse",
     ]
     assert isinstance(err, ValueError) and len(err.problems) == 2
+
+
+def test_plain_names_and_dicts_become_calls() -> None:
+    # Untyped callers (and data from JSON) may pass names and dicts: stored as calls.
+    untyped_state: Any = State
+    state = untyped_state("A", on_enter=("e", {"name": "n", "params": {"to": ["ops"]}}))
+    assert state.on_enter == (ActionCall("e"), ActionCall("n", {"to": ("ops",)}))
+    assert isinstance(state.on_enter[1].params, FrozenDict)
+    untyped: Any = Transition
+    t = untyped("go", ["A"], "B", guards=["g"], actions=[{"name": "a", "retry": {"attempts": 2}}])
+    assert t.source == ("A",) and t.guards == (GuardCall("g"),)
+    assert t.actions == (ActionCall("a", retry=Retry(2)),)
+    assert hash(t) == hash(Transition("go", ("A",), "B", (GuardCall("g"),), t.actions))
+    assert str(t.actions[0]) == "a" and str(t.guards[0]) == "g"
+    assert t.actions[0].to_spec() == {"name": "a", "retry": {"attempts": 2}}
+
+
+@pytest.mark.parametrize("kwargs", [{"attempts": -1}, {"attempts": 1, "backoff_seconds": -1.0}])
+def test_retry_refuses_negative_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="Retry"):
+        Retry(**kwargs)
+
+
+def test_retry_delays_double_and_cap() -> None:
+    r = Retry(5, backoff_seconds=1.0, max_backoff_seconds=3.0)
+    assert [r.delay(k) for k in range(1, 5)] == [1.0, 2.0, 3.0, 3.0]
+    assert Retry.from_dict(r.to_dict()) == r
+    assert Retry(1).to_dict() == {"attempts": 1}

@@ -73,6 +73,8 @@ class Expression:
     text: str
     program: Any
     names: tuple[str, ...]
+    uses_event: bool = False
+    uses_state: bool = False
 
     def variables(
         self, context: Mapping[str, Any], payload: Mapping[str, Any], state: str
@@ -86,8 +88,11 @@ class Expression:
                 if value is _MISSING:
                     continue  # a comprehension variable, or really missing: CEL will say
             out[name] = value if type(value) in _PLAIN else plain(value)
-        out["event"] = payload
-        out["state"] = state
+        # Only what the expression reads: handing CEL a variable costs a conversion.
+        if self.uses_event:
+            out["event"] = payload
+        if self.uses_state:
+            out["state"] = state
         return out
 
     def evaluate(self, context: Mapping[str, Any], payload: Mapping[str, Any], state: str) -> bool:
@@ -155,7 +160,8 @@ def compile_expression(text: str) -> Expression:
         program = cel.compile(text)
     except (ValueError, RuntimeError) as exc:
         raise ExpressionError(_syntax_message(str(exc))) from None
-    return Expression(text, program, tuple(program.variables()))
+    names = tuple(program.variables())
+    return Expression(text, program, names, "event" in names, "state" in names)
 
 
 def _syntax_message(message: str) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeAlias
 
+from statewise.engine.actions import ActionRegistry, check_actions
 from statewise.engine.expressions import (
     Expression,
     ExpressionError,
@@ -211,6 +212,12 @@ class Machine:
             raise SpecError(problems_for(issues, self.source))
         self._guards = bound
         return self
+
+    def check_actions(self, registry: ActionRegistry) -> None:
+        """Check at start-up that every action the spec names is in ``registry`` and takes
+        the params the spec gives it; raises :class:`ActionNotFoundError` (or
+        :class:`SpecError` for params alone) listing every problem, located."""
+        check_actions(self.definition, registry, self.source)
 
     # -- deciding --------------------------------------------------------------------
 

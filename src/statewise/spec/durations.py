@@ -6,15 +6,15 @@ The accepted forms (designators uppercase, numbers ASCII digits):
 * ``PnDTnHnMnS``: any non-empty subset of days, hours, minutes and seconds, in that
   order, with ``T`` before the time part (``P1D``, ``PT5M``, ``P1DT2H``, ``PT1H30S``).
 
-A decimal fraction (``.`` or ``,``, as ISO 8601 allows both) is allowed on the
-smallest component given, and only there: ``PT0.5S`` and ``PT1.5H`` are durations,
-``PT1.5H30M`` is not. Years and months are refused: their length varies (a month is
-28 to 31 days, a year 365 or 366), and a timeout must be a fixed amount of time.
+A decimal fraction, with a point (ISO 8601's decimal comma is not taken), is allowed
+on the smallest component given and only there: ``PT0.5S`` and ``PT1.5H`` are
+durations, ``PT1.5H30M`` is not. Years and months are refused: their length varies
+(a month is 28 to 31 days, a year 365 or 366), and a timeout is a fixed time.
 
-:data:`DURATION_PATTERN` is the schema's ``pattern`` for these texts and
-:func:`parse_duration` accepts exactly the texts it matches. ``PT0S`` parses to
-``0.0``: whether a zero duration is allowed is for the caller to say (a timeout must
-be positive, and the schema and loader refuse ``PT0S`` there, not this module).
+:data:`DURATION_PATTERN`, a JSON Schema ``pattern``, matches exactly the texts
+:func:`parse_duration` accepts. ``PT0S`` parses to ``0.0``: whether zero is allowed
+is for the caller to say (a timeout must be positive: the schema and the loader
+refuse ``PT0S`` there, not this module).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 __all__ = ["DURATION_PATTERN", "parse_duration"]
 
 _INT = "[0-9]+"
-_NUM = "[0-9]+(?:[.,][0-9]+)?"  # only ever on the last component: see the time part
+_NUM = "[0-9]+(?:[.][0-9]+)?"  # only ever on the last component: see the time part
 _TIME = (
     # One alternative per possible smallest component (S, M or H), so that only that
     # one may carry a fraction: the regex, not code after it, enforces the rule.
@@ -37,7 +37,7 @@ texts :func:`parse_duration` accepts. Like the identifier pattern it ends with
 ``(?![\\s\\S])`` rather than ``$``, which would also let a trailing newline through."""
 
 _VALID = re.compile(DURATION_PATTERN)
-_COMPONENT = re.compile(r"([0-9]+)(?:[.,]([0-9]+))?([WDHMS])")
+_COMPONENT = re.compile(r"([0-9]+)(?:[.]([0-9]+))?([WDHMS])")
 _SECONDS = {"W": 7 * 86_400, "D": 86_400, "H": 3_600, "M": 60, "S": 1}
 # The full ISO 8601 shape, years and months included: tells "a calendar unit" apart
 # from "not a duration at all", so the error can say which.
