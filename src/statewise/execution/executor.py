@@ -21,16 +21,20 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
-from dataclasses import dataclass
 from random import Random
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from statewise.engine.actions import IDEMPOTENCY_KEY, ActionRegistry, check_actions
 from statewise.engine.machine import Machine
 from statewise.engine.views import context_view
 from statewise.errors import ActionNotFoundError, Problem, did_you_mean
 from statewise.execution.idempotency import idempotency_keys
-from statewise.execution.outcome import ActionOutcome, ActionStatus, ExecutionResult
+from statewise.execution.outcome import (
+    ActionOutcome,
+    ActionStatus,
+    ExecutionResult,
+    succeeded,
+)
 from statewise.model.definition import ActionCall, Retry
 from statewise.model.result import TransitionResult
 
@@ -39,9 +43,10 @@ __all__ = ["ActionExecutor"]
 _NO_RETRY = Retry(0)
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """A step of ``_run``: call ``fn(ctx, **kwargs)``; the driver sends back a ``_Reply``."""
+class _Call(NamedTuple):
+    """A step of ``_run``: call ``fn(ctx, **kwargs)``; the driver sends back a ``_Reply``.
+
+    A named tuple, not a frozen dataclass: one is built per action, on the hot path."""
 
     name: str
     fn: Callable[..., Any]
@@ -53,13 +58,16 @@ _Reply: TypeAlias = tuple[Any, Exception | None]  # (value, None) or (None, exce
 _Step: TypeAlias = _Call | float  # a call to make, or seconds to sleep
 _Run: TypeAlias = Generator[_Step, _Reply, ExecutionResult]
 _SLEPT: _Reply = (None, None)
+_PLAIN = frozenset({str, int, float, bool, bytes, dict, list, tuple})
 
 
 def _call(call: _Call) -> _Reply:
     try:
-        value = call.fn(call.ctx, **call.kwargs)
+        value = call.fn(call.ctx, **call.kwargs) if call.kwargs else call.fn(call.ctx)
     except Exception as exc:  # an action's failure is an outcome; BaseException is not
         return None, exc
+    if value is None or type(value) in _PLAIN:  # most actions return nothing
+        return value, None
     if inspect.isawaitable(value):
         close = getattr(value, "close", None)
         if close is not None:  # a coroutine dropped unawaited would warn when collected
@@ -262,7 +270,7 @@ class ActionExecutor:
             error = TypeError(f"action {call.name!r} is a coroutine function: use execute_async")
             return _failed(call, position, key, error, 0, 0.0)
         retry = call.retry if call.retry is not None else self._default_retry
-        kwargs = dict(call.params)
+        kwargs = dict(call.params)  # a plain dict: ** is fastest from one
         if entry.takes_idempotency_key:
             kwargs[IDEMPOTENCY_KEY] = key
         step = _Call(call.name, entry.fn, ctx, kwargs)
@@ -272,15 +280,8 @@ class ActionExecutor:
             attempts += 1
             value, exc = yield step
             if exc is None:
-                return ActionOutcome(
-                    call.name,
-                    position,
-                    ActionStatus.OK,
-                    call.params,
-                    key,
-                    attempts=attempts,
-                    duration=self._clock() - start,
-                    value=value,
+                return succeeded(
+                    call.name, position, call.params, key, attempts, self._clock() - start, value
                 )
             if attempts > retry.attempts:
                 return _failed(call, position, key, exc, attempts, self._clock() - start)

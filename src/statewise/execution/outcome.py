@@ -12,7 +12,7 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from statewise.model.frozen import EMPTY, FrozenDict, deep_freeze, thaw
 from statewise.model.result import TransitionResult
@@ -110,6 +110,40 @@ class ActionOutcome:
             error=data.get("error"),
             error_type=data.get("error_type"),
         )
+
+
+_new = object.__new__
+_slot = {name: cast(Any, ActionOutcome.__dict__[name]).__set__ for name in ActionOutcome.__slots__}
+_set_name, _set_position, _set_status = _slot["name"], _slot["position"], _slot["status"]
+_set_params, _set_key, _set_attempts = _slot["params"], _slot["idempotency_key"], _slot["attempts"]
+_set_duration, _set_value, _set_error = _slot["duration"], _slot["value"], _slot["error"]
+_set_error_type, _set_exception = _slot["error_type"], _slot["exception"]
+
+
+def succeeded(
+    name: str,
+    position: int,
+    params: Mapping[str, Any],
+    key: str,
+    attempts: int,
+    duration: float,
+    value: Any,
+) -> ActionOutcome:
+    """``ActionOutcome(name, position, OK, params, key, ...)`` built the fast way (one
+    per action run, on the executor's hot path); ``params`` must be frozen already."""
+    outcome: ActionOutcome = _new(ActionOutcome)
+    _set_name(outcome, name)
+    _set_position(outcome, position)
+    _set_status(outcome, ActionStatus.OK)
+    _set_params(outcome, params)
+    _set_key(outcome, key)
+    _set_attempts(outcome, attempts)
+    _set_duration(outcome, duration)
+    _set_value(outcome, value)
+    _set_error(outcome, None)
+    _set_error_type(outcome, None)
+    _set_exception(outcome, None)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)
