@@ -8,6 +8,9 @@ from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from statewise import (
     ContextError,
@@ -19,6 +22,7 @@ from statewise import (
     StateMachine,
     TransitionResult,
 )
+from statewise.model.frozen import thaw
 
 SPEC = """\
 meta: {machine_name: payments}
@@ -210,3 +214,28 @@ def test_bad_schemas_and_trigger_names_are_located() -> None:
         (9, 3, 'triggers["bad-name"]', "trigger name 'bad-name' is not an identifier"),
         (10, 17, "context_schema", "not a valid JSON Schema"),
     ]
+
+
+json_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=3)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["amount", "currency", "memo"]),
+        st.one_of(json_values, st.sampled_from(["EUR", "USD", "GBP"]), st.integers(0, 20)),
+    )
+)
+def test_an_invalid_payload_never_transitions(payload: dict[str, Any]) -> None:
+    machine = StateMachine.from_string(SPEC, guards=guards())
+    schema = machine.definition.triggers["authorize"].payload_schema
+    valid = Draft202012Validator(thaw(schema)).is_valid(payload)
+    r = machine.process("NEW", Event("authorize", payload), {"limit": 10})
+    if valid:
+        assert r.error is None or r.error.code == "guard_rejected"
+    else:
+        assert (r.success, r.target_state, r.all_actions) == (False, "NEW", ())
+        assert r.error is not None and r.error.code == "invalid_payload"
+        assert r.decision.problems

@@ -171,4 +171,5 @@ def _syntax_message(message: str) -> str:
     if not rest:
         return message
     position, _, detail = rest.partition(": ")
-    return f"not a valid CEL expression: at {position}: {detail}"
+    # The caret drawing after the first line repeats what "at line:column" says.
+    return f"not a valid CEL expression: at {position}: {detail.splitlines()[0]}"

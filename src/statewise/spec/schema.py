@@ -53,6 +53,7 @@ __all__ = [
 # here is shown as the regex itself.
 _PATTERN_PROSE: Final = {
     "^[A-Za-z_][A-Za-z0-9_]*(?![\\s\\S])": "letters, digits, _; not starting with a digit",
+    "^P[0-9YWDTHMS.]*[YWDHMS](?![\\s\\S])": "ISO 8601, such as PT30S, PT5M, P1DT12H",
 }
 
 _SHOW_LIMIT: Final = 40
@@ -666,8 +667,9 @@ def _in_document_order(doc: Any, raw: Iterable[_Raw]) -> list[SchemaIssue]:
             node = node[step]
         issue = SchemaIssue(tuple(steps), message, expected, got, key)
         ranked.setdefault(issue, tuple(rank))
-    # sorted is stable: issues at the same place keep jsonschema's (schema) order.
-    return sorted(ranked, key=ranked.__getitem__)
+    # Issues at the same place are ordered by their text: jsonschema's own order there
+    # depends on how the document was split up for explaining, and must not show.
+    return sorted(ranked, key=lambda issue: (ranked[issue], issue.message))
 
 
 # --- the public entry points --------------------------------------------------------
