@@ -41,7 +41,7 @@ def definition(**extra: Any) -> MachineDefinition:
 def test_plain_mappings_are_frozen() -> None:
     d = definition(
         triggers={"go": TriggerSpec("go", {"type": "object"})},  # type: ignore[arg-type]
-        context_schema={"type": "object"},  # type: ignore[arg-type]
+        context_schema={"type": "object"},
     )
     assert isinstance(d.triggers, FrozenDict)
     assert isinstance(d.triggers["go"].payload_schema, FrozenDict)
