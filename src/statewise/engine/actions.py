@@ -11,12 +11,12 @@ business; this module only names and checks them, and stays pure.
 from __future__ import annotations
 
 import inspect
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias
 
 from statewise.engine.locate import Locator, problems_for
+from statewise.engine.registry import Registry
 from statewise.engine.signatures import accepts_keyword, params_problem
 from statewise.errors import ActionNotFoundError, SpecError, did_you_mean
 from statewise.model.checks import Issue
@@ -32,12 +32,10 @@ __all__ = [
 ]
 
 ActionFunction: TypeAlias = Callable[..., Any]
-A = TypeVar("A", bound=Callable[..., Any])
 
 IDEMPOTENCY_KEY = "idempotency_key"
 """The keyword the executor passes the idempotency key as; reserved in a spec's params."""
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _POSITIONAL = (
     inspect.Parameter.POSITIONAL_ONLY,
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -80,85 +78,19 @@ def _registered(name: str, fn: ActionFunction) -> RegisteredAction:
     return RegisteredAction(name, fn, accepts_keyword(fn, IDEMPOTENCY_KEY), is_async)
 
 
-class ActionRegistry:
-    """Names to action callables. Register at start-up; check against machines; then read only.
+class ActionRegistry(Registry[RegisteredAction]):
+    """Names to action callables. Register at start-up; check against machines; then
+    read only. A function that cannot take the context positionally is refused at
+    registration, not when it first runs."""
 
-    Registering a name twice is an error (a silent replacement would change what a
-    spec does); pass ``replace=True`` to mean it. A function that cannot take the
-    context positionally is refused at registration, not when it first runs.
-    """
+    __slots__ = ()
+    kind = "action"
 
-    __slots__ = ("_entries",)
-
-    def __init__(self, actions: Mapping[str, ActionFunction] | None = None) -> None:
-        self._entries: dict[str, RegisteredAction] = {}
-        for name, fn in (actions or {}).items():
-            self.register(name, fn)
-
-    @overload
-    def register(self, name: str, fn: A, *, replace: bool = ...) -> A: ...
-    @overload
-    def register(self, name: str, fn: None = ..., *, replace: bool = ...) -> Callable[[A], A]: ...
-    @overload
-    def register(self, name: A, fn: None = ..., *, replace: bool = ...) -> A: ...
-    def register(
-        self, name: str | A, fn: A | None = None, *, replace: bool = False
-    ) -> A | Callable[[A], A]:
-        """``register(name, fn)``, or as a decorator: ``@reg.register("name")`` / ``@reg.register``.
-
-        Returns ``fn`` unchanged, so decorated functions stay callable and testable.
-        """
-        if not isinstance(name, str):
-            return self._add(getattr(name, "__name__", repr(name)), name, replace)
-        if fn is None:
-            label = name
-
-            def decorator(f: A) -> A:
-                return self._add(label, f, replace)
-
-            return decorator
-        return self._add(name, fn, replace)
-
-    def _add(self, name: str, fn: A, replace: bool) -> A:
-        if not isinstance(name, str) or not _IDENTIFIER.match(name):
-            raise ValueError(f"action name must be an identifier, got {name!r}")
-        if name in self._entries and not replace:
-            raise ValueError(f"action {name!r} is registered already (pass replace=True)")
-        self._entries[name] = _registered(name, fn)
-        return fn
-
-    def has(self, name: str) -> bool:
-        return name in self._entries
-
-    __contains__ = has
+    def _entry(self, name: str, fn: Callable[..., Any]) -> RegisteredAction:
+        return _registered(name, fn)
 
     def get(self, name: str) -> ActionFunction:
         return self.entry(name).fn
-
-    def entry(self, name: str) -> RegisteredAction:
-        """The function registered as ``name`` with how it is called; ``KeyError`` if none."""
-        try:
-            return self._entries[name]
-        except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
-            raise KeyError(f"no action named {name!r}; registered: {known}") from None
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(self._entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def snapshot(self) -> dict[str, RegisteredAction]:
-        """A copy of name -> :class:`RegisteredAction`, taken when an executor starts."""
-        return dict(self._entries)
-
-    def __repr__(self) -> str:
-        return f"ActionRegistry({sorted(self._entries)})"
 
 
 def action_uses(definition: MachineDefinition) -> Iterator[tuple[Path, ActionCall]]:

@@ -17,10 +17,10 @@ A guard returns a ``bool``. Anything else, or an exception, is a bug and makes
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeAlias, TypeVar, overload
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
 
+from statewise.engine.registry import Registry
 from statewise.engine.signatures import call_style
 from statewise.model.event import Event
 
@@ -29,9 +29,6 @@ __all__ = ["ContextGuard", "EventGuard", "GuardFunction", "GuardRegistry", "guar
 ContextGuard: TypeAlias = Callable[[Mapping[str, Any]], bool]
 EventGuard: TypeAlias = Callable[[Mapping[str, Any], Event], bool]
 GuardFunction: TypeAlias = ContextGuard | EventGuard
-G = TypeVar("G", bound=Callable[..., Any])
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def guard_arity(fn: Callable[..., Any]) -> int:
@@ -39,80 +36,20 @@ def guard_arity(fn: Callable[..., Any]) -> int:
     return call_style(fn, (), kind="guard")
 
 
-class GuardRegistry:
+class GuardRegistry(Registry[Callable[..., Any]]):
     """Names to guard callables. Register at start-up; bind to machines; then read only.
 
-    Registering a name twice is an error (a silent replacement would change what a
-    spec means); pass ``replace=True`` to mean it.
+    How each guard is called is read when a machine binds it, against the params each
+    use in the spec gives it.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ()
+    kind = "guard"
 
-    def __init__(self, guards: Mapping[str, GuardFunction] | None = None) -> None:
-        self._entries: dict[str, Callable[..., Any]] = {}
-        for name, fn in (guards or {}).items():
-            self.register(name, fn)
-
-    @overload
-    def register(self, name: str, fn: G, *, replace: bool = ...) -> G: ...
-    @overload
-    def register(self, name: str, fn: None = ..., *, replace: bool = ...) -> Callable[[G], G]: ...
-    @overload
-    def register(self, name: G, fn: None = ..., *, replace: bool = ...) -> G: ...
-    def register(
-        self, name: str | G, fn: G | None = None, *, replace: bool = False
-    ) -> G | Callable[[G], G]:
-        """``register(name, fn)``, or as a decorator: ``@reg.register("name")`` / ``@reg.register``.
-
-        Returns ``fn`` unchanged, so decorated functions stay callable and testable.
-        """
-        if not isinstance(name, str):
-            return self._add(getattr(name, "__name__", repr(name)), name, replace)
-        if fn is None:
-            label = name
-
-            def decorator(f: G) -> G:
-                return self._add(label, f, replace)
-
-            return decorator
-        return self._add(name, fn, replace)
-
-    def _add(self, name: str, fn: G, replace: bool) -> G:
-        if not isinstance(name, str) or not _IDENTIFIER.match(name):
-            raise ValueError(f"guard name must be an identifier, got {name!r}")
-        if name in self._entries and not replace:
-            raise ValueError(f"guard {name!r} is registered already (pass replace=True)")
+    def _entry(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(fn):
             raise TypeError(f"guard {name!r} must be callable, got {type(fn).__name__}")
-        self._entries[name] = fn
         return fn
 
-    def has(self, name: str) -> bool:
-        return name in self._entries
-
-    __contains__ = has
-
     def get(self, name: str) -> GuardFunction:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise KeyError(
-                f"no guard named {name!r}; registered: {', '.join(sorted(self._entries)) or 'none'}"
-            ) from None
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(self._entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def snapshot(self) -> dict[str, Callable[..., Any]]:
-        """A copy of name -> function, taken when a machine binds."""
-        return dict(self._entries)
-
-    def __repr__(self) -> str:
-        return f"GuardRegistry({sorted(self._entries)})"
+        return self.entry(name)
