@@ -42,6 +42,7 @@ from statewise.execution import (
     idempotency_key,
 )
 from statewise.machine import StateMachine
+from statewise.model.audit import AUDIT_COLUMNS, audit_entry
 from statewise.model.definition import (
     ActionCall,
     ErrorPolicy,
@@ -63,6 +64,7 @@ from statewise.timeouts import DueTimeout, TimeoutInfo, TimeoutManager, check_ti
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "ActionCall",
     "ActionExecutor",
     "ActionNotFoundError",
@@ -106,6 +108,7 @@ __all__ = [
     "UndefinedStateError",
     "UndefinedTriggerError",
     "__version__",
+    "audit_entry",
     "check_timeout",
     "idempotency_key",
     "parse_duration",

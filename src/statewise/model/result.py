@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from statewise.errors import Problem, TransitionError, make_transition_error
+from statewise.model.audit import AwareDatetime, audit_entry
 from statewise.model.definition import ActionCall, State, Timeout, Transition, action_calls
 from statewise.model.event import Event
 
@@ -263,6 +264,11 @@ class TransitionResult:
     @property
     def timeout(self) -> Timeout | None:
         return self.decision.timeout
+
+    def audit_entry(self, entity_id: str, at: AwareDatetime) -> dict[str, Any]:
+        """The JSON-safe row to insert into an audit table in the same commit (columns
+        :data:`~statewise.model.audit.AUDIT_COLUMNS`); ``at`` must be timezone-aware."""
+        return audit_entry(self, entity_id, at)
 
     def raise_for_error(self) -> TransitionResult:
         """Raise ``error`` if the event was not allowed; otherwise return ``self``."""
