@@ -484,7 +484,7 @@ class Machine:
         return tuple(dict.fromkeys(t.trigger for t in self.get_available_transitions(state)))
 
     def can_transition(
-        self, state: str, trigger: str | Event, context: Mapping[str, Any] | None = None
+        self, state: str, trigger: str | Event, context: object = None
     ) -> bool:
         """Would ``process`` take a transition? Guards run; a raising guard raises."""
         decision = self.process(state, trigger, context).decision
