@@ -8,12 +8,14 @@ then takes each through the same four steps as an event in ``order_service.py``,
 its own write transaction: LOAD the row again, DECIDE again with the timeout check
 (the order may have moved on since it was found due: acknowledged, canceled, or
 timed out by an overlapping run), COMMIT the new state and an audit row, and only
-then ACT. An order that moved on is left alone.
+then ACT, with the service's action executor: PENDING_NEW's timeout pages operations
+(its own ``actions:`` in the spec, between the exit and the enter actions). An order
+that moved on is left alone.
 
 Running the job again does nothing new: a timed-out order sits in a state with no
 timeout, or one entered anew. The audit row's event id, ``timeout:{order}:{state}:
-{deadline}``, is the same whenever and however often the same firing is decided, so
-it can serve as an idempotency key.
+{deadline}``, is the same whenever and however often the same firing is decided, and
+so are the idempotency keys the executor derives from it for the actions.
 
 Without a database file, the job first runs the order demo to create one, with the
 job's clock: the demo's ORD-4 then waits in PENDING_NEW, whose timeout is 5 s. Run
@@ -24,14 +26,14 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import order_service as svc
 
-from statewise import StateMachine, TransitionResult
+from statewise import ActionExecutor, StateMachine, TransitionResult
 from statewise.timeouts import DueTimeout, TimeoutManager
 
 Clock = Callable[[], datetime]  # an aware datetime; injected so tests can fix time
@@ -73,9 +75,9 @@ def fire(
     order_id: str,
     now: datetime,
     *,
-    actions: Mapping[str, svc.Action] = svc.ACTIONS,
-    before_commit: Callable[[sqlite3.Connection], None] | None = None,
-) -> TransitionResult | None:
+    executor: ActionExecutor,
+    before_commit: svc.BeforeCommit | None = None,
+) -> svc.Handled | None:
     """Time one order out, if it is still due at ``now``: load, decide, commit, act.
 
     ``None`` (nothing written, nothing run) when the row, re-read inside the write
@@ -89,7 +91,7 @@ def fire(
         return None if due is None else due.result
 
     return svc.transact(
-        db, order_id, decide, now=now.timestamp(), actions=actions, before_commit=before_commit
+        db, order_id, decide, now=now.timestamp(), executor=executor, before_commit=before_commit
     )
 
 
@@ -98,10 +100,10 @@ def run(
     machine: StateMachine,
     now: datetime,
     *,
-    actions: Mapping[str, svc.Action] = svc.ACTIONS,
-    before_commit: Callable[[sqlite3.Connection], None] | None = None,
-) -> list[TransitionResult]:
-    """Time out every order due at ``now``; the results committed, in order.
+    executor: ActionExecutor,
+    before_commit: svc.BeforeCommit | None = None,
+) -> list[svc.Handled]:
+    """Time out every order due at ``now``; what was committed and run, in order.
 
     An order whose commit fails (it changed under us, or is gone) is reported and
     skipped: the others still go ahead, and the next run decides it afresh.
@@ -109,17 +111,19 @@ def run(
     manager = TimeoutManager(machine)
     due = find_due(db, manager, now)
     print(f"{len(due)} timeout(s) due at {now.isoformat()}")
-    done: list[TransitionResult] = []
+    done: list[svc.Handled] = []
     for item in due:
         try:
-            r = fire(db, manager, item.entity_id, now, actions=actions, before_commit=before_commit)
+            handled = fire(
+                db, manager, item.entity_id, now, executor=executor, before_commit=before_commit
+            )
         except (svc.VersionConflict, LookupError) as exc:
             print(f"{item.entity_id} timeout: not committed ({exc}): rolled back, no actions ran")
             continue
-        if r is None:
+        if handled is None:
             print(f"{item.entity_id} timeout: moved on since it was found due, left alone")
         else:
-            done.append(r)
+            done.append(handled)
     return done
 
 
@@ -164,8 +168,9 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = _wall_clock) -> in
         svc.main([str(db_path)], clock=now.timestamp)
         print()
     machine = svc.build_machine()
+    executor = svc.build_executor(machine)  # checks every action is there, before any commit
     with closing(svc.connect(db_path)) as db:
-        run(db, machine, now)
+        run(db, machine, now, executor=executor)
         print_waiting(db, machine, now)
     return 0
 

@@ -14,48 +14,16 @@ from typing import Any
 
 import pytest
 
-from statewise import Event, StateMachine, TransitionResult
+from statewise import Event, StateMachine
+from statewise.execution import idempotency_keys
 from statewise.timeouts import DueTimeout, TimeoutManager
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
-
-import order_service as svc  # noqa: E402 - examples/ is not a package
-import timeouts_cron as cron  # noqa: E402
+from tests.examples.recording import EXAMPLES, Call, Recorder, cron, quiet_executor, svc
 
 T0 = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
 DUE = T0 + timedelta(seconds=5)  # PENDING_NEW's timeout: 5 s
 TIMEOUT_ACTIONS = ["log_exit", "alert_operations", "release_funds"]
-
-
-NO_ACTIONS: dict[str, svc.Action] = {name: lambda _o, _r: None for name in svc.ACTIONS}
-
-
-class Recorder:
-    """Actions that record their name, and what another connection sees when they run."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self.calls: list[tuple[str, str, str, int]] = []
-
-    def action(self, name: str) -> svc.Action:
-        def run(order_id: str, _r: TransitionResult) -> None:
-            # A second connection sees only committed data: this proves the commit came first.
-            with closing(sqlite3.connect(self.db_path)) as other:
-                (state,) = other.execute(
-                    "SELECT state FROM orders WHERE order_id = ?", (order_id,)
-                ).fetchone()
-                (audited,) = other.execute(
-                    "SELECT count(*) FROM audit WHERE order_id = ? AND trigger = 'timeout'",
-                    (order_id,),
-                ).fetchone()
-            self.calls.append((name, order_id, state, audited))
-
-        return run
-
-    def actions(self) -> dict[str, svc.Action]:
-        return {name: self.action(name) for name in svc.ACTIONS}
+# The timeout's own action, between PENDING_NEW's exit and TIMED_OUT's enter, has params.
+TIMEOUT_PARAMS: list[dict[str, Any]] = [{}, {"reason": "no answer from the exchange"}, {}]
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +43,18 @@ def rec(db_path: Path) -> Recorder:
 
 @pytest.fixture
 def db(db_path: Path, machine: StateMachine) -> Iterator[sqlite3.Connection]:
-    """A: waiting since T0 (due at T0 + 5 s). B: since T0 + 1 s. C: acknowledged, OPEN."""
-    with closing(svc.open_db(db_path)) as conn:
-        for order_id, created in [("A", T0), ("B", T0 + timedelta(seconds=1)), ("C", T0)]:
-            svc.create_order(conn, machine, order_id, 10, created.timestamp())
-        ack = Event("order_acknowledged", id="ack-C")
-        svc.handle(conn, machine, "C", ack, clock=T0.timestamp, actions=NO_ACTIONS)
+    with closing(new_db(db_path, machine)) as conn:
         yield conn
+
+
+def new_db(path: Path, machine: StateMachine) -> sqlite3.Connection:
+    """A: waiting since T0 (due at T0 + 5 s). B: since T0 + 1 s. C: acknowledged, OPEN."""
+    conn = svc.open_db(path)
+    for order_id, created in [("A", T0), ("B", T0 + timedelta(seconds=1)), ("C", T0)]:
+        svc.create_order(conn, machine, order_id, 10, created.timestamp())
+    ack = Event("order_acknowledged", id="ack-C")
+    svc.handle(conn, machine, "C", ack, clock=T0.timestamp, executor=quiet_executor(machine))
+    return conn
 
 
 def orders(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
@@ -99,9 +72,11 @@ def test_times_out_the_due_orders_commits_then_acts(
     db: sqlite3.Connection, machine: StateMachine, rec: Recorder
 ) -> None:
     before = orders(db)
-    done = cron.run(db, machine, DUE, actions=rec.actions())
+    done = cron.run(db, machine, DUE, executor=rec.executor(machine))
 
-    assert [(r.source_state, r.target_state) for r in done] == [("PENDING_NEW", "TIMED_OUT")]
+    assert [(h.result.source_state, h.result.target_state) for h in done] == [
+        ("PENDING_NEW", "TIMED_OUT")
+    ]
     after = orders(db)
     assert after["A"] == before["A"] | {
         "state": "TIMED_OUT",
@@ -121,31 +96,72 @@ def test_times_out_the_due_orders_commits_then_acts(
         "success": 1,
         "error": None,
         "actions": json.dumps(TIMEOUT_ACTIONS),
+        "payload": "{}",
         "at": DUE.timestamp(),
     }
-    # In order, each after the commit: state and audit row were already visible.
-    assert rec.calls == [(name, "A", "TIMED_OUT", 1) for name in TIMEOUT_ACTIONS]
+    # In order, each after the commit (state and audit row were already visible), with
+    # its params and the key derived from the firing's event id.
+    keys = idempotency_keys(done[0].result)
+    assert rec.calls == [
+        Call(name, "A", "TIMED_OUT", 1, params, key)
+        for name, params, key in zip(TIMEOUT_ACTIONS, TIMEOUT_PARAMS, keys, strict=True)
+    ]
+    assert done[0].execution.all_succeeded and done[0].fallback is None
+
+
+def test_the_same_firing_gets_the_same_keys_whenever_it_is_decided(
+    tmp_path: Path, machine: StateMachine
+) -> None:
+    # Two runs over the same rows (the second as after a crash that lost the first
+    # commit), at different times past the deadline: the same actions, params and keys.
+    runs = []
+    for name, now in [("one.db", DUE), ("two.db", DUE + timedelta(minutes=3))]:
+        rec = Recorder(tmp_path / name)
+        with closing(new_db(tmp_path / name, machine)) as conn:
+            cron.run(conn, machine, now, executor=rec.executor(machine))
+        runs.append([(c.order_id, c.name, c.params, c.key) for c in rec.calls])
+    first, second = runs
+    assert [name for _, name, _, _ in first] == TIMEOUT_ACTIONS
+    assert second[:3] == first  # the later run also times out B, after A
+
+
+def test_a_failing_timeout_action_is_retried_and_nothing_falls_back_from_a_final_state(
+    db: sqlite3.Connection, machine: StateMachine, db_path: Path
+) -> None:
+    rec = Recorder(db_path, failing={"alert_operations": 99})
+    (done,) = cron.run(db, machine, DUE, executor=rec.executor(machine))
+
+    (failed,) = done.execution.failed_actions
+    assert (failed.name, failed.attempts) == ("alert_operations", 4)
+    assert len(rec.slept) == 3
+    assert rec.names() == ["log_exit", *["alert_operations"] * 4, "release_funds"]
+    # TIMED_OUT is terminal: what it records stays true, so there is no fallback.
+    assert (done.execution.fallback, done.fallback) == (None, None)
+    assert orders(db)["A"]["state"] == "TIMED_OUT"
+    assert [r["to_state"] for r in timeout_audit(db)] == ["TIMED_OUT"]
 
 
 def test_one_microsecond_early_nothing_is_due(
     db: sqlite3.Connection, machine: StateMachine, rec: Recorder
 ) -> None:
     before = orders(db)
-    assert cron.run(db, machine, DUE - timedelta(microseconds=1), actions=rec.actions()) == []
+    early = DUE - timedelta(microseconds=1)
+    assert cron.run(db, machine, early, executor=rec.executor(machine)) == []
     assert (orders(db), timeout_audit(db), rec.calls) == (before, [], [])
 
 
 def test_a_later_run_takes_the_rest_and_a_re_run_does_nothing(
     db: sqlite3.Connection, machine: StateMachine, rec: Recorder
 ) -> None:
-    cron.run(db, machine, DUE, actions=NO_ACTIONS)
+    quiet = quiet_executor(machine)
+    cron.run(db, machine, DUE, executor=quiet)
     later = DUE + timedelta(hours=1)
-    assert [r.event.id for r in cron.run(db, machine, later, actions=NO_ACTIONS)] == [
+    assert [h.result.event.id for h in cron.run(db, machine, later, executor=quiet)] == [
         "timeout:B:PENDING_NEW:2026-11-22T21:00:06+00:00"
     ]
     settled = (orders(db), timeout_audit(db))
     for again in [later, later, later + timedelta(days=30)]:
-        assert cron.run(db, machine, again, actions=rec.actions()) == []
+        assert cron.run(db, machine, again, executor=rec.executor(machine)) == []
     assert (orders(db), timeout_audit(db), rec.calls) == (*settled, [])
 
 
@@ -154,7 +170,7 @@ def test_a_later_run_takes_the_rest_and_a_re_run_does_nothing(
 
 def acknowledge(db: sqlite3.Connection, machine: StateMachine) -> None:
     ack = Event("order_acknowledged", id="ack-A")
-    svc.handle(db, machine, "A", ack, clock=DUE.timestamp, actions=NO_ACTIONS)
+    svc.handle(db, machine, "A", ack, clock=DUE.timestamp, executor=quiet_executor(machine))
 
 
 def re_enter(db: sqlite3.Connection, _machine: StateMachine) -> None:
@@ -178,7 +194,7 @@ def test_an_order_that_moved_on_meanwhile_is_not_timed_out(
     move_on(db, machine)  # another process, after the scan, before the job's transaction
     moved = orders(db)["A"]
 
-    assert cron.fire(db, manager, "A", DUE, actions=rec.actions()) is None
+    assert cron.fire(db, manager, "A", DUE, executor=rec.executor(machine)) is None
     assert (orders(db)["A"], timeout_audit(db), rec.calls) == (moved, [], [])
     assert not db.in_transaction
 
@@ -215,12 +231,12 @@ def test_run_reports_an_order_that_moved_on_and_goes_on(
 
     monkeypatch.setattr(cron, "find_due", scan_then_move_on)
     later = DUE + timedelta(seconds=1)  # A and B both due
-    done = cron.run(db, machine, later, actions=rec.actions())
+    done = cron.run(db, machine, later, executor=rec.executor(machine))
 
-    assert [r.event.id for r in done] == ["timeout:B:PENDING_NEW:2026-11-22T21:00:06+00:00"]
+    assert [h.result.event.id for h in done] == ["timeout:B:PENDING_NEW:2026-11-22T21:00:06+00:00"]
     assert report in capsys.readouterr().out
     assert [row["order_id"] for row in timeout_audit(db)] == ["B"]
-    assert [order_id for _, order_id, _, _ in rec.calls] == ["B"] * 3
+    assert [c.order_id for c in rec.calls] == ["B"] * 3
 
 
 def test_a_failed_commit_rolls_back_runs_no_actions_and_spares_the_others(
@@ -241,12 +257,14 @@ def test_a_failed_commit_rolls_back_runs_no_actions_and_spares_the_others(
             conn.execute("UPDATE orders SET version = version + 1 WHERE order_id = 'A'")
 
     later = DUE + timedelta(seconds=1)  # A and B both due
-    done = cron.run(db, machine, later, actions=rec.actions(), before_commit=a_writer_sneaks_in)
+    done = cron.run(
+        db, machine, later, executor=rec.executor(machine), before_commit=a_writer_sneaks_in
+    )
 
-    assert [r.event.id for r in done] == ["timeout:B:PENDING_NEW:2026-11-22T21:00:06+00:00"]
+    assert [h.result.event.id for h in done] == ["timeout:B:PENDING_NEW:2026-11-22T21:00:06+00:00"]
     assert orders(db)["A"] == before["A"]  # the writer's bump was rolled back with ours
     assert [row["order_id"] for row in timeout_audit(db)] == ["B"]
-    assert [order_id for _, order_id, _, _ in rec.calls] == ["B"] * 3
+    assert [c.order_id for c in rec.calls] == ["B"] * 3
     assert "A timeout: not committed (A is no longer at version 1)" in capsys.readouterr().out
     assert not db.in_transaction
 
@@ -260,7 +278,7 @@ def test_main_creates_a_missing_database_then_runs(
     assert cron.main([str(db_path)], clock=lambda: T0) == 0
     out = capsys.readouterr().out
     assert f"no database at {db_path}: running the order demo to create it" in out
-    assert "audit rows: 11 (3 rejected events)" in out  # the demo ran, at the job's clock
+    assert "audit rows: 15 (3 rejected events)" in out  # the demo ran, at the job's clock
     assert "0 timeout(s) due at 2026-11-22T21:00:00+00:00" in out
     assert "ORD-4 waits in PENDING_NEW: times out in 5 s, at 2026-11-22 21:00:05 UTC" in out
 
@@ -268,7 +286,7 @@ def test_main_creates_a_missing_database_then_runs(
     out = capsys.readouterr().out
     assert "1 timeout(s) due at 2026-11-22T22:00:05+01:00" in out
     assert "ORD-4 timeout             PENDING_NEW -> TIMED_OUT, committed (v2)" in out
-    assert "      act: page operations about ORD-4" in out
+    assert "      act: page operations about ORD-4: no answer from the exchange  (key " in out
     assert "waits in" not in out
     with closing(svc.connect(db_path)) as conn:
         assert orders(conn)["ORD-4"]["state"] == "TIMED_OUT"
