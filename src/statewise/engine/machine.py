@@ -483,9 +483,7 @@ class Machine:
         """Triggers with at least one transition from ``state``, in declaration order."""
         return tuple(dict.fromkeys(t.trigger for t in self.get_available_transitions(state)))
 
-    def can_transition(
-        self, state: str, trigger: str | Event, context: object = None
-    ) -> bool:
+    def can_transition(self, state: str, trigger: str | Event, context: object = None) -> bool:
         """Would ``process`` take a transition? Guards run; a raising guard raises."""
         decision = self.process(state, trigger, context).decision
         return decision.success and not decision.ignored
