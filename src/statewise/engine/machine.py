@@ -89,8 +89,9 @@ _PAYLOAD = PayloadError.code
 
 # How a check is called: a CEL expression, fn(ctx, **params), fn(context, event, **params).
 _EXPRESSION, _CTX, _CTX_EVENT = 0, 1, 2
-_Check = tuple[str, int, Any, Mapping[str, Any]]
-"""(label for traces, call style, function or Expression, keyword params)."""
+_Check = tuple[str, int, Any, dict[str, Any] | None]
+"""(label for traces, call style, function or Expression, keyword params or None)."""
+_EMPTY_CONTEXT: Mapping[str, Any] = {}
 
 
 @dataclass(slots=True, eq=False)
@@ -103,6 +104,10 @@ class _Plan:
     checks: tuple[tuple[_Check, ...], ...]
     payload: SchemaCheck | None
     outcomes: dict[tuple[int, ...], TransitionResult]
+    steps: tuple[tuple[Transition, tuple[_Check, ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.steps = tuple(zip(self.candidates, self.checks, strict=False))
 
 
 class Machine:
@@ -297,12 +302,12 @@ class Machine:
         for t in candidates:
             mine: list[_Check] = []
             if t.when is not None:
-                mine.append((label(t.when), _EXPRESSION, self._expressions[t.when], EMPTY))
+                mine.append((label(t.when), _EXPRESSION, self._expressions[t.when], None))
             for call in t.guards:
                 if self._guards is None:
                     raise GuardsNotBoundError(call.name)
                 fn, style = self._guards[call]
-                mine.append((call.name, style, fn, call.params))
+                mine.append((call.name, style, fn, dict(call.params) if call.params else None))
             checks.append(tuple(mine))
             if not mine:
                 break  # it always passes: nothing after it can be reached
@@ -325,8 +330,55 @@ class Machine:
                 decision = Decision.rejected(state, trigger, _PAYLOAD, problems=tuple(problems))
                 return make_result(decision, ev)
         checks = plan.checks
-        verdicts: tuple[int, ...]
-        verdicts = self._verdicts(state, trigger, plan, context, ev) if checks[0] else (-1,)
+        if not checks[0]:
+            verdicts: tuple[int, ...] = (-1,)  # the first candidate always passes
+        else:
+            # Inline, not a helper: this loop is the guarded hot path, and a Python
+            # call costs as much as a guard. Per candidate, in order: the index of
+            # the check that said no, or -1 for the one that passed (the last).
+            if context is None:
+                ctx: Mapping[str, Any] = _EMPTY_CONTEXT
+            elif type(context) is dict:
+                ctx = context
+            else:
+                ctx = as_mapping(context)
+            if self._context_check is not None:
+                problems = self._context_check(ctx)
+                if problems:
+                    raise ContextError(problems)
+            # The payload is a FrozenDict: read its dict directly, at C speed.
+            merged = make_view(ctx, None if payload is EMPTY else _raw(payload))
+            verdicts = ()
+            for t, mine in plan.steps:
+                failed = -1
+                for i, (name, style, fn, params) in enumerate(mine):
+                    try:
+                        if style == 1:  # _CTX (a literal: no global lookup per guard)
+                            ok = fn(merged) if params is None else fn(merged, **params)
+                        elif style == 2:  # _CTX_EVENT
+                            view = make_view(ctx, None)
+                            ok = fn(view, ev) if params is None else fn(view, ev, **params)
+                        else:
+                            ok = fn.evaluate(ctx, payload, state)
+                    except ExpressionFailed as exc:
+                        raise GuardError(name, state, trigger, self._index(t), str(exc)) from exc
+                    except Exception as exc:
+                        raise GuardError(name, state, trigger, self._index(t)) from exc
+                    if ok is not True:
+                        if ok is not False:
+                            got = type(ok).__name__
+                            raise GuardError(
+                                name,
+                                state,
+                                trigger,
+                                self._index(t),
+                                f"it must return a bool, got {got}",
+                            ) from TypeError(f"guard {name!r} must return a bool, got {got}")
+                        failed = i
+                        break
+                verdicts += (failed,)
+                if failed < 0:
+                    break
         known = plan.outcomes.get(verdicts)
         if known is None:
             # At most one entry per way the checks can answer: bounded by the spec.
@@ -335,52 +387,6 @@ class Machine:
             known = plan.outcomes[verdicts] = make_result(decision, self._plain_events[trigger])
         return make_result(known.decision, ev)
 
-    def _verdicts(
-        self, state: str, trigger: str, plan: _Plan, context: object, ev: Event
-    ) -> tuple[int, ...]:
-        """Per candidate, in order: the index of the check that said no, or -1 for the
-        one that passed (the last). Raises ``GuardError`` for a failing check."""
-        ctx = as_mapping(context)
-        if self._context_check is not None:
-            problems = self._context_check(ctx)
-            if problems:
-                raise ContextError(problems)
-        payload = ev.payload
-        # The payload is a FrozenDict: read its dict directly, at C speed.
-        merged = make_view(ctx, None if payload is EMPTY else _raw(payload))
-        verdicts: tuple[int, ...] = ()
-        for t, checks in zip(plan.candidates, plan.checks, strict=False):
-            failed = -1
-            for i, (name, style, fn, params) in enumerate(checks):
-                try:
-                    if style == _CTX:
-                        ok = fn(merged, **params) if params else fn(merged)
-                    elif style == _CTX_EVENT:
-                        ok = fn(make_view(ctx, None), ev, **params)
-                    else:
-                        ok = fn.evaluate(ctx, payload, state)
-                except ExpressionFailed as exc:
-                    raise GuardError(name, state, trigger, self._index(t), str(exc)) from exc
-                except Exception as exc:
-                    raise GuardError(name, state, trigger, self._index(t)) from exc
-                if ok is not True:
-                    if ok is not False:
-                        raise GuardError(
-                            name,
-                            state,
-                            trigger,
-                            self._index(t),
-                            f"it must return a bool, got {type(ok).__name__}",
-                        ) from TypeError(
-                            f"guard {name!r} must return a bool, got {type(ok).__name__}"
-                        )
-                    failed = i
-                    break
-            verdicts += (failed,)
-            if failed < 0:
-                break
-        return verdicts
-
     def _decide(
         self,
         state: str,
@@ -388,7 +394,7 @@ class Machine:
         labels: tuple[tuple[str, ...], ...],
         verdicts: tuple[int, ...],
     ) -> Decision:
-        """Build the decision for ``verdicts`` (see ``_verdicts``); memoized by callers."""
+        """Build the decision for ``verdicts`` (see ``_run_plan``); memoized by callers."""
         trace: list[TraceStep] = []
         for t, names, failed in zip(candidates, labels, verdicts or (-1,), strict=False):
             if failed < 0:

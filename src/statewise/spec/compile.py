@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from statewise.model.definition import (
     DEFAULT_BACKOFF_SECONDS,
@@ -53,6 +53,8 @@ class Compiled:
     )
     """What only compiling finds (a duration that does not parse): path, message,
     expected, got; paths are the document's."""
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Equal calls and call tuples, built once (see ``_share``)."""
 
     def doc_path(self, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
         """Translate a definition path (``("states", 2, ...)``) to the document's."""
@@ -110,22 +112,37 @@ def _calls(value: object) -> list[Mapping[str, Any] | str]:
     return out
 
 
-def _actions(value: object) -> tuple[ActionCall, ...]:
-    return tuple(
+def _actions(value: object, shared: dict[Any, Any]) -> tuple[ActionCall, ...]:
+    calls = tuple(
         ActionCall(item)
         if isinstance(item, str)
         else ActionCall(item["name"], _params(item.get("params")), _retry(item.get("retry")))
         for item in _calls(value)
     )
+    return _share(calls, shared)
 
 
-def _guards(value: object) -> tuple[GuardCall, ...]:
-    return tuple(
+def _guards(value: object, shared: dict[Any, Any]) -> tuple[GuardCall, ...]:
+    calls = tuple(
         GuardCall(item)
         if isinstance(item, str)
         else GuardCall(item["name"], _params(item.get("params")))
         for item in _calls(value)
     )
+    return _share(calls, shared)
+
+
+C = TypeVar("C", ActionCall, GuardCall)
+
+
+def _share(calls: tuple[C, ...], shared: dict[Any, Any]) -> tuple[C, ...]:
+    """``calls`` with every call, and the tuple itself, replaced by an equal one seen
+    before: a large spec names the same few actions thousands of times, and frozen
+    values can be shared (this keeps a loaded machine's memory close to strings')."""
+    if not calls:
+        return ()
+    calls = tuple(shared.setdefault(c, c) for c in calls)
+    return cast(tuple[C, ...], shared.setdefault(calls, calls))
 
 
 def _text(value: object) -> str | None:
@@ -220,8 +237,8 @@ def _states(items: object, out: Compiled) -> list[State]:
                 name=item["name"],
                 type=kind,
                 description=_text(item.get("description")),
-                on_enter=_actions(item.get("on_enter")),
-                on_exit=_actions(item.get("on_exit")),
+                on_enter=_actions(item.get("on_enter"), out.shared),
+                on_exit=_actions(item.get("on_exit"), out.shared),
                 timeout=_timeout(item.get("timeout"), ("states", i, "timeout"), out),
                 metadata=_metadata(item.get("metadata")),
             )
@@ -249,7 +266,8 @@ def _timeout(value: object, path: tuple[str | int, ...], out: Compiled) -> Timeo
             return None
     if type(seconds) not in (int, float) or not _is_ident(dest):
         return None
-    return Timeout(float(seconds), dest, _actions(value.get("actions")))  # type: ignore[arg-type]
+    actions = _actions(value.get("actions"), out.shared)
+    return Timeout(float(seconds), dest, actions)  # type: ignore[arg-type]
 
 
 def _transitions(items: object, out: Compiled) -> list[Transition]:
@@ -270,8 +288,8 @@ def _transitions(items: object, out: Compiled) -> list[Transition]:
                 trigger=item["trigger"],
                 source=sources,
                 dest=dest,
-                guards=_guards(item.get("guards")),
-                actions=_actions(item.get("actions")),
+                guards=_guards(item.get("guards"), out.shared),
+                actions=_actions(item.get("actions"), out.shared),
                 description=_text(item.get("description")),
                 metadata=_metadata(item.get("metadata")),
                 when=when if isinstance(when, str) and when else None,
