@@ -33,9 +33,9 @@ COMPILED = compile_schema(MACHINE)
 MACHINE_EXPLAINER = schema_module._Explainer(MACHINE)
 
 IDENT = "an identifier (letters, digits, _; not starting with a digit)"
-ROOT_KEYS = "context_schema, error_policy, meta, states, transitions, triggers"
+ROOT_KEYS = "context_schema, error_policy, meta, migrate, states, transitions, triggers"
 META_KEYS = "description, machine_name, metadata, strict_mode, version"
-STATE_KEYS = "description, metadata, name, on_enter, on_exit, timeout, type"
+STATE_KEYS = "description, metadata, name, on_enter, on_exit, renamed_from, timeout, type"
 TRANSITION_KEYS = "actions, description, dest, guards, metadata, source, trigger, when"
 STATE_TYPES = "initial, stable, terminal, error"
 

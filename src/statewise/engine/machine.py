@@ -258,7 +258,10 @@ class Machine:
         if known is None:
             rules = self._rules.by_state.get(current_state)
             if rules is None:
-                raise UndefinedStateError(current_state, self._rules.states)
+                # A state name an earlier version stored (migrate / renamed_from) means
+                # the state it was renamed to; the memo remembers it under the old name.
+                current_state = self.resolve_state(current_state)
+                rules = self._rules.by_state[current_state]
             candidates = rules.get(trigger)
             if candidates is None:
                 decision = self._no_candidate(current_state, trigger)
@@ -423,9 +426,9 @@ class Machine:
         actions, the timeout's actions, the destination's enter actions. ``None`` when
         the state has no timeout. Whether it is due is the caller's clock's business
         (see :mod:`statewise.timeouts`)."""
+        state = self.resolve_state(state)  # an unknown state is a bug: raise
         edge = self._rules.timeouts.get(state)
         if edge is None:
-            self.get_state(state)  # an unknown state is a bug: raise
             return None
         return self._edge_result(state, edge, Event(TIMEOUT_TRIGGER, EMPTY, event_id))
 
@@ -452,9 +455,9 @@ class Machine:
         else:
             payload = {"error": str(error), "error_type": None}
         event = Event(ERROR_TRIGGER, payload, event_id)
+        current_state = self.resolve_state(current_state)
         edge = self._rules.fallbacks.get(current_state)
         if edge is None:
-            self.get_state(current_state)
             code = _TERMINAL if current_state in self._rules.terminal else _INVALID
             return make_result(Decision.rejected(current_state, ERROR_TRIGGER, code), event)
         return self._edge_result(current_state, edge, event)
@@ -466,6 +469,16 @@ class Machine:
         return make_result(Decision.transitioned(source, dest, edge, steps), event)
 
     # -- queries ---------------------------------------------------------------------
+
+    def resolve_state(self, name: str) -> str:
+        """``name``, or the state an old stored name (``migrate``, ``renamed_from``) means
+        now; :class:`UndefinedStateError` for a name that is neither."""
+        if name in self._rules.states:
+            return name
+        new = self._rules.aliases.get(name)
+        if new is None:
+            raise UndefinedStateError(name, self._rules.states)
+        return new
 
     def get_state(self, name: str) -> State:
         state = self._rules.states.get(name)

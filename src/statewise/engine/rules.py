@@ -56,6 +56,8 @@ class RuleTable:
     terminal: frozenset[str]
     timeouts: Mapping[str, Transition]
     fallbacks: Mapping[str, Transition]
+    aliases: Mapping[str, str]
+    """Old stored state names (``migrate``, ``renamed_from``) -> the state they mean now."""
 
     @classmethod
     def build(cls, definition: MachineDefinition) -> RuleTable:
@@ -97,6 +99,7 @@ class RuleTable:
             terminal=terminal,
             timeouts=MappingProxyType(timeouts),
             fallbacks=MappingProxyType(fallbacks),
+            aliases=MappingProxyType(definition.aliases),
         )
 
     def candidates(self, state: str, trigger: str) -> Candidates:

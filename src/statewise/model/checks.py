@@ -9,10 +9,10 @@ hints; no transition, and no timeout, leaves a terminal state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from statewise.errors import did_you_mean
+from statewise.errors import did_you_mean, format_path
 from statewise.model.definition import MachineDefinition, StateType
 
 __all__ = ["Issue", "check_definition"]
@@ -39,7 +39,7 @@ def check_definition(defn: MachineDefinition) -> list[Issue]:
 
 
 def _order_key(path: tuple[PathPart, ...]) -> tuple[tuple[int, int | str], ...]:
-    section = {"meta": 0, "states": 1, "transitions": 2, "error_policy": 3}
+    section = {"meta": 0, "states": 1, "transitions": 2, "error_policy": 3, "migrate": 4}
     key: list[tuple[int, int | str]] = []
     for i, part in enumerate(path):
         if i == 0 and isinstance(part, str):
@@ -144,3 +144,43 @@ def _reference_issues(defn: MachineDefinition) -> Iterator[Issue]:
     fallback = defn.error_policy.default_fallback
     if fallback is not None and fallback not in types:
         yield unknown(("error_policy", "default_fallback"), "default_fallback", fallback)
+    yield from _alias_issues(defn, types, unknown)
+
+
+def _alias_issues(
+    defn: MachineDefinition,
+    types: dict[str, StateType],
+    unknown: Callable[[tuple[PathPart, ...], str, str], Issue],
+) -> Iterator[Issue]:
+    """``migrate`` and ``renamed_from``: old names must not be states of this version,
+    must lead to defined states, and must not be claimed twice."""
+    claimed: dict[str, tuple[str, tuple[PathPart, ...]]] = {}
+    uses: list[tuple[str, str, tuple[PathPart, ...]]] = [
+        (old, new, ("migrate", old)) for old, new in defn.migrate.items()
+    ]
+    for i, state in enumerate(defn.states):
+        for k, old in enumerate(state.renamed_from):
+            uses.append((old, state.name, ("states", i, "renamed_from", k)))
+    for old, new, path in uses:
+        if old in types:
+            yield Issue(
+                "alias-is-state",
+                path,
+                f"{old!r} is a state of this version: it cannot also be an old name",
+                expected="a name no state has now",
+                got=repr(old),
+            )
+        elif new not in types:
+            yield unknown(path, "migrate target", new)
+        elif old in claimed and claimed[old][0] != new:
+            first, where = claimed[old]
+            yield Issue(
+                "alias-twice",
+                path,
+                f"old state {old!r} is mapped to {new!r} here and to {first!r} at "
+                f"{format_path(where)}",
+                expected="one new state per old name",
+                got=repr(new),
+            )
+        else:
+            claimed.setdefault(old, (new, path))

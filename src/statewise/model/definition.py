@@ -226,6 +226,7 @@ class State:
     on_exit: tuple[ActionCall, ...] = ()
     timeout: Timeout | None = None
     metadata: FrozenDict[str, Any] = field(default=EMPTY)
+    renamed_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept plain dicts and names from programmatic callers but store them frozen.
@@ -259,6 +260,8 @@ class State:
             out["timeout"] = self.timeout.to_dict()
         if self.metadata:
             out["metadata"] = thaw(self.metadata)
+        if self.renamed_from:
+            out["renamed_from"] = list(self.renamed_from)
         return out
 
 
@@ -406,6 +409,8 @@ class MachineDefinition:
     metadata: FrozenDict[str, Any] = field(default=EMPTY)
     triggers: FrozenDict[str, TriggerSpec] = field(default=EMPTY)
     context_schema: FrozenDict[str, Any] | None = None
+    migrate: FrozenDict[str, str] = field(default=EMPTY)
+    """Old stored state name -> the state it means now (``renamed_from`` adds to it)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, FrozenDict) or self.metadata:
@@ -414,8 +419,20 @@ class MachineDefinition:
         object.__setattr__(self, "transitions", tuple(self.transitions))
         if not isinstance(self.triggers, FrozenDict):
             object.__setattr__(self, "triggers", FrozenDict(self.triggers))
+        if not isinstance(self.migrate, FrozenDict):
+            object.__setattr__(self, "migrate", FrozenDict(self.migrate))
         if self.context_schema is not None and not isinstance(self.context_schema, FrozenDict):
             object.__setattr__(self, "context_schema", deep_freeze(self.context_schema))
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Every old state name this version still accepts -> the state it means now:
+        ``migrate`` plus each state's ``renamed_from``."""
+        out = dict(self.migrate)
+        for state in self.states:
+            for old in state.renamed_from:
+                out.setdefault(old, state.name)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"machine_name": self.name}
@@ -435,6 +452,8 @@ class MachineDefinition:
             out["triggers"] = {name: spec.to_dict() for name, spec in self.triggers.items()}
         if self.context_schema is not None:
             out["context_schema"] = thaw(self.context_schema)
+        if self.migrate:
+            out["migrate"] = dict(self.migrate)
         policy = self.error_policy.to_dict()
         if policy:
             out["error_policy"] = policy

@@ -188,6 +188,7 @@ def compile_spec(data: Any) -> Compiled:
         metadata=_metadata(meta.get("metadata")),
         triggers=_triggers(root.get("triggers")),
         context_schema=_schema(root.get("context_schema")),
+        migrate=_migrate(root.get("migrate")),
     )
     return out
 
@@ -200,6 +201,12 @@ def _schema(value: object) -> Any:
     if value is False:
         return deep_freeze({"not": {}})
     return deep_freeze(value) if isinstance(value, Mapping) else None
+
+
+def _migrate(value: object) -> FrozenDict[str, str]:
+    if not isinstance(value, Mapping):
+        return EMPTY
+    return FrozenDict({k: v for k, v in value.items() if _is_ident(k) and _is_ident(v)})
 
 
 def _triggers(value: object) -> FrozenDict[str, TriggerSpec]:
@@ -240,6 +247,7 @@ def _states(items: object, out: Compiled) -> list[State]:
                 on_enter=_actions(item.get("on_enter"), out.shared),
                 on_exit=_actions(item.get("on_exit"), out.shared),
                 timeout=_timeout(item.get("timeout"), ("states", i, "timeout"), out),
+                renamed_from=_names(item.get("renamed_from")) or (),
                 metadata=_metadata(item.get("metadata")),
             )
         )

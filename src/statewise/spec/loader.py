@@ -108,20 +108,32 @@ def _extension_problems(doc: Document, data: Any) -> list[Problem]:
     triggers = data.get("triggers")
     if isinstance(triggers, Mapping):
         for name, item in triggers.items():
-            if not (isinstance(name, str) and _IDENT.match(name)):
-                out.append(
-                    doc.problem(
-                        ("triggers", name),
-                        f"trigger name {name!r} is not an identifier",
-                        key=True,
-                        expected="an identifier (letters, digits, _; not starting with a digit)",
-                        got=repr(name),
-                    )
-                )
+            if not _named(name):
+                out.append(_not_a_name(doc, ("triggers", name), "trigger"))
             elif isinstance(item, Mapping) and isinstance(item.get("payload_schema"), Mapping):
                 out += _schema_problems(doc, ("triggers", name, "payload_schema"), item)
     out += _schema_problems(doc, ("context_schema",), data)
+    migrate = data.get("migrate")
+    if isinstance(migrate, Mapping):
+        out += [
+            _not_a_name(doc, ("migrate", old), "old state") for old in migrate if not _named(old)
+        ]
     return out
+
+
+def _named(name: object) -> bool:
+    return isinstance(name, str) and _IDENT.match(name) is not None
+
+
+def _not_a_name(doc: Document, path: tuple[str | int, ...], what: str) -> Problem:
+    name = path[-1]
+    return doc.problem(
+        path,
+        f"{what} name {name!r} is not an identifier",
+        key=True,
+        expected="an identifier (letters, digits, _; not starting with a digit)",
+        got=repr(name),
+    )
 
 
 def _schema_problems(
