@@ -8,7 +8,8 @@ and a minimal floor implementation:
 2. loading a 10,000-state YAML spec, schema validation included;
 3. memory retained by the 10,000-state machine, fresh and after one workload pass;
 4. one guard written in CEL (``when:``) against the same guard in Python, per event;
-5. the action executor's cost per action, statewise's against the seed's and a bare loop.
+5. the action executor's cost per action, statewise's against the seed's and a bare loop;
+6. static analysis of the 10,000-state machine: ``analyze()`` and ``shortest_paths()``.
 
 Sections 4 and 5 are for information: they have no targets. It prints a table with
 PASS/FAIL against the targets and writes JSON and text to ``benchmarks/results/``. Exit
@@ -36,6 +37,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench_analysis import measure_analysis
 from bench_cel import Mismatch, cel_missing, measure_cel
 from bench_executor import measure_executor
 from bench_floor import Outcome
@@ -86,6 +88,9 @@ PASS_BUDGET_S = 8.0  # timed seconds per implementation and workload, at most (r
 CHUNK = 5_000  # events per timed chunk
 MEMO_LIMIT = 1 << 15  # entries in statewise's decision memo (engine/machine.py), for the text
 PRESSURE_EVENTS = 200_000  # the memo-pressure workload: 10,000 states, this many events
+ANALYSIS_STATES = 10_000  # section 6 analyses the generated machine of this size, even --quick
+ANALYSIS_RUNS = 3
+ANALYSIS_LIMIT_S = 1.0  # analyze() and shortest_paths() each under 1 s on it
 
 
 class Disagreement(Exception):
@@ -119,6 +124,7 @@ class Report:
     pressure: dict[str, Any] = field(default_factory=dict)
     cel: dict[str, Any] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=dict)
+    analysis: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -409,6 +415,17 @@ def evaluate(report: Report) -> None:
                 "max",
             )
         )
+    if report.analysis:
+        n = report.analysis["states"]
+        for name in ("analyze", "shortest_paths"):
+            report.targets.append(
+                target(
+                    f"analysis: {name}() on {n:,} states, s",
+                    report.analysis[f"{name}_s"],
+                    ANALYSIS_LIMIT_S,
+                    "max",
+                )
+            )
 
 
 def _ns(cell: dict[str, float] | None) -> str:
@@ -519,6 +536,7 @@ def render(report: Report, meta: dict[str, Any]) -> str:
         ]
     lines += render_cel(report)
     lines += render_executor(report)
+    lines += render_analysis(report)
     lines += ["", "targets"]
     for t in report.targets:
         sign = "<=" if t["kind"] == "max" else ">="
@@ -640,6 +658,23 @@ def render_executor(report: Report) -> list[str]:
     return lines
 
 
+def render_analysis(report: Report) -> list[str]:
+    a = report.analysis
+    if not a:
+        return []
+    found = ", ".join(f"{code} {n:,}" for code, n in sorted(a["findings"].items())) or "none"
+    return [
+        "",
+        f"6) static analysis: the generated {a['states']:,}-state machine "
+        f"({a['transitions']:,} transitions), wall time, best of {a['runs']}, graph included",
+        f"   analyze()           {a['analyze_s']:8.3f} s   findings: {found}",
+        f"   shortest_paths()    {a['shortest_paths_s']:8.3f} s   "
+        f"{a['reachable_states']:,} states reachable",
+        f"   transition_cover()  {a['transition_cover_s']:8.3f} s   "
+        f"{a['cover_paths']:,} paths (information, no target)",
+    ]
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
@@ -691,6 +726,7 @@ def write_results(report: Report, meta: dict[str, Any], text: str) -> list[Path]
         "memo_pressure": report.pressure,
         "cel_guard": report.cel,
         "action_executor": report.executor,
+        "analysis": report.analysis,
         "targets": report.targets,
         "wall_seconds": report.seconds,
     }
@@ -796,6 +832,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"action executors: {cfg.executor_results:,} results per workload")
         report.executor = measure_executor(cfg.executor_results, cfg.repeats)
         report.seconds["executor"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        log(f"static analysis: {ANALYSIS_STATES:,} states, best of {ANALYSIS_RUNS}")
+        analysed = specs.get(ANALYSIS_STATES) or generated_spec(ANALYSIS_STATES, cfg.seed)
+        report.analysis = measure_analysis(analysed, ANALYSIS_RUNS)
+        report.seconds["analysis"] = time.perf_counter() - clock
     except (Disagreement, Mismatch) as exc:
         print(f"DISAGREEMENT: {exc}", file=sys.stderr)
         return 2
