@@ -212,3 +212,70 @@ def test_unknown_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) ->
     assert main(["validate", ORDER, "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert main(["simulate", ORDER, "go", "--bogus"]) == 2
+
+
+def test_commands_report_spec_problems_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "graph", BROKEN)
+    assert (status, out) == (2, "")
+    assert f"{BROKEN}:9:11: error[spec]: transitions[0].dest:" in err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_binary_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.BytesIO()
+    fake = io.TextIOWrapper(buffer)
+    monkeypatch.setattr(sys, "stdout", fake)
+    assert main(["graph", ORDER, "--format", "png"]) == 0
+    fake.flush()
+    assert buffer.getvalue().startswith(b"\x89PNG")
+    monkeypatch.setattr(fake, "isatty", lambda: True)
+    assert main(["graph", ORDER, "--format", "svg"]) == 2
+    assert "svg is binary: pass -o FILE" in capsys.readouterr().err
+
+
+def test_paths_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "paths", ORDER, "--cover", "transitions")
+    assert status == 0
+    assert out.splitlines()[0] == (
+        "path 1: order_acknowledged -> OPEN, execution_report -> FILLED [assuming is_full_fill]"
+    )
+    status, out, _ = run(capsys, "paths", ORDER, "--format", "json")
+    report = json.loads(out)
+    assert report["cover"] == "states"
+    assert report["paths"]["TIMED_OUT"]["steps"][0]["trigger"] == "timeout"
+
+
+LENIENT = """\
+meta: {machine_name: lenient, strict_mode: false}
+states: [{name: A, type: initial}, {name: B}]
+transitions:
+  - {trigger: go, source: A, dest: B, actions: [log]}
+  - {trigger: note, source: B}
+"""
+
+
+def test_simulate_ignored_internal_and_payloads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "lenient.yaml"
+    spec.write_text(LENIENT)
+    status, out, _ = run(capsys, "simulate", str(spec), "nothing", 'go={"why": "test"}', "note")
+    assert status == 0
+    assert out.splitlines() == [
+        "A --nothing--> A (ignored: no transition matches)",
+        "A --go--> B  actions: log",
+        "    go -> B: no guards; chosen",
+        "B --note--> B  actions: none",
+        "    note -> (internal): no guards; chosen",
+        "final state: B",
+    ]
+
+
+def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["statewise", "schema", "result"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("statewise", run_name="__main__")
+    assert info.value.code == 0
+    assert '"urn:statewise:schema:transition_result:1"' in capsys.readouterr().out
