@@ -19,10 +19,11 @@ from bench_specs import Spec
 from statewise import StateMachine
 from statewise.analysis import analyze, shortest_paths, transition_cover
 
-__all__ = ["measure_analysis"]
+__all__ = ["best_seconds", "measure_analysis"]
 
 
-def _best(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+def best_seconds(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+    """Wall-clock seconds of ``runs`` calls of ``fn``: the best, and every one."""
     times: list[float] = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -45,7 +46,7 @@ def measure_analysis(spec: Spec, runs: int = 3) -> dict[str, Any]:
         "transition_cover": lambda: transition_cover(machine),
     }
     for name, fn in timed.items():
-        best, every = _best(fn, runs)
+        best, every = best_seconds(fn, runs)
         out[f"{name}_s"] = best
         out[f"{name}_runs_s"] = every
     out["findings"] = dict(Counter(f.code for f in analyze(machine)))

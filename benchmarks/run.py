@@ -37,7 +37,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench_analysis import measure_analysis
+from bench_analysis import best_seconds, measure_analysis
 from bench_cel import Mismatch, cel_missing, measure_cel
 from bench_executor import measure_executor
 from bench_floor import Outcome
@@ -260,15 +260,6 @@ def measure_event_building(workload: Workload, repeats: int) -> dict[str, float]
 
 
 # -- 2. load time --------------------------------------------------------------------------------
-
-
-def best_seconds(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
-    times: list[float] = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times), times
 
 
 def measure_load(workload: Workload, cfg: Config) -> dict[str, Any]:
