@@ -24,6 +24,7 @@ LAYERS = [
     "render",
     "diff",
     "testing",
+    "runtime",
     "cli",
 ]
 FORBIDDEN_IN_CORE = {
