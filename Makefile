@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-dev
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean soak bench-runtime
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,13 @@ bench:
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
+
+# The crash test at full size: 200 entities x 20 events, a worker SIGKILLed every
+# 0.2-0.8 s, on SQLite (4 workers) and PostgreSQL (8); prints the counts. About 3 minutes.
+soak: $(STAMP)
+	STATEWISE_CRASH_SOAK=1 $(PY) -m pytest tests/runtime/test_crash.py -s -q
+
+# The durable runtime's speed (events/s, p50/p99) on SQLite and PostgreSQL against a
+# hand-written floor; writes benchmarks/results/runtime-*. BENCH_ARGS='--quick' for a smoke run.
+bench-runtime: $(STAMP)
+	$(PY) benchmarks/bench_runtime.py $(BENCH_ARGS)

@@ -6,6 +6,10 @@ tests run the CLI in-process. Exit codes: 0 all well; 1 analysis found errors (o
 warnings, with ``--strict``), or a simulated event was rejected; 2 a spec does not
 load, or the command line is wrong. ``diff`` exits 1 when stored states would be
 orphaned. Results go to stdout, errors to stderr.
+
+The durable runtime's commands (``worker``, ``runtime status|dead``, ``db upgrade``)
+import :mod:`statewise.runtime` only when they run. A store URL nobody can open is a
+command-line mistake (2); a store at the wrong schema version, 1.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ examples:
   statewise simulate spec.yaml --state NEW 'pay={"amount": 5}' --context '{"limit": 10}'
   statewise diff v1.yaml v2.yaml
   statewise schema > machine.schema.json
+  statewise worker --spec order_fsm.yaml --store sqlite:///orders.db --actions app:actions
+  statewise runtime status --store sqlite:///orders.db
+  statewise runtime dead --store sqlite:///orders.db --format json
+  statewise db upgrade --store postgresql://app@db/orders
 """
 
 _SCHEMAS = {
@@ -174,7 +182,71 @@ def _parser() -> argparse.ArgumentParser:
         "  # yaml-language-server: $schema=machine.schema.json",
     )
     p.add_argument("kind", nargs="?", choices=tuple(_SCHEMAS), default="machine")
+
+    _runtime_commands(command)
     return parser
+
+
+def _runtime_commands(command: Callable[..., Any]) -> None:
+    """``worker``, ``runtime status|dead`` and ``db upgrade``: the durable runtime's."""
+    p = command(
+        "worker",
+        "run a worker: apply queued events, run actions from the outbox, fire timers",
+        _worker,
+        "Runs until SIGTERM or SIGINT, then finishes the action in hand, gives up its\n"
+        "leases and exits 0. --concurrency N runs N worker processes under this one.\n\n"
+        "example: statewise worker --spec order_fsm.yaml --store sqlite:///orders.db \\\n"
+        "           --actions app.actions:registry --concurrency 4",
+    )
+    p.add_argument("--spec", required=True, type=Path, help="the machine spec (YAML or JSON)")
+    p.add_argument("--store", required=True, metavar="URL", help="sqlite:///file.db, postgresql://")
+    _registry_options(p)
+    p.add_argument("--concurrency", type=_positive(int), default=1, metavar="N")
+    p.add_argument("--batch", type=_positive(int), default=100, metavar="N", help="rows a round")
+    p.add_argument("--lease-seconds", type=_positive(float), default=30.0, metavar="S")
+    p.add_argument("--idle-max", type=_positive(float), default=2.0, metavar="S")
+    p.add_argument("--heartbeat-seconds", type=_positive(float), default=5.0, metavar="S")
+
+    p = command(
+        "runtime",
+        "look at a runtime store: workers and their heartbeats, dead actions",
+        _group_usage,
+        "examples:\n  statewise runtime status --store sqlite:///orders.db\n"
+        "  statewise runtime dead --store sqlite:///orders.db --format json",
+    )
+    group = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    for name, run, help in (
+        ("status", _runtime_status, "workers (status, last heartbeat) and outbox counts"),
+        ("dead", _runtime_dead, "outbox rows that failed their last attempt"),
+    ):
+        q = group.add_parser(name, help=help, description=help)
+        q.set_defaults(run=run)
+        q.add_argument("--store", required=True, metavar="URL")
+        q.add_argument("--format", choices=("text", "json"), default="text")
+        if name == "dead":
+            q.add_argument("--machine", help="only this machine's rows")
+
+    p = command(
+        "db",
+        "manage a runtime store's schema",
+        _group_usage,
+        "example: statewise db upgrade --store sqlite:///orders.db",
+    )
+    group = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    q = group.add_parser("upgrade", help="apply the schema migrations not applied yet")
+    q.set_defaults(run=_db_upgrade)
+    q.add_argument("--store", required=True, metavar="URL")
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
 
 
 def _registry_options(p: argparse.ArgumentParser, *, actions: bool = True) -> None:
@@ -403,6 +475,149 @@ def _schema(args: argparse.Namespace, _stdin: TextIO) -> int:
     text = (files("statewise") / "schemas" / _SCHEMAS[args.kind]).read_text(encoding="utf-8")
     sys.stdout.write(text)
     return 0
+
+
+# -- the runtime's commands ------------------------------------------------------------
+
+
+def _group_usage(_args: argparse.Namespace, _stdin: TextIO) -> int:
+    raise AssertionError("argparse requires a sub-command")
+
+
+def _worker(args: argparse.Namespace, _stdin: TextIO) -> int:
+    from statewise.runtime.worker import WorkerOptions, configure_logging, serve, serve_many
+
+    # Everything a worker needs is checked here, once, so that a mistake is one clear
+    # message rather than N workers failing the same way.
+    machine = StateMachine.from_file(args.spec)
+    guards = _imported(args.guards, GuardRegistry)
+    if guards is not None:
+        machine.bind_guards(guards)
+    else:
+        named = sorted({g.name for t in machine.definition.transitions for g in t.guards})
+        if named:  # or the first event that needs one would fail, in every worker
+            raise _Usage(f"the spec names guards ({', '.join(named)}): pass --guards")
+    machine.check_actions(_imported(args.actions, ActionRegistry) or ActionRegistry())
+    _open_store(args.store).close()  # the URL opens, and the schema is migrated
+    options = WorkerOptions(
+        spec=str(args.spec),
+        store=args.store,
+        actions=args.actions,
+        guards=args.guards,
+        batch=args.batch,
+        lease_seconds=args.lease_seconds,
+        idle_max=args.idle_max,
+        heartbeat_seconds=args.heartbeat_seconds,
+    )
+    configure_logging()
+    if args.concurrency == 1:
+        return serve(options)
+    return serve_many(options, args.concurrency)
+
+
+def _runtime_status(args: argparse.Namespace, _stdin: TextIO) -> int:
+    store = _open_store(args.store, migrate=False)  # looking never migrates
+    try:
+        with store.transaction() as tx:
+            now = tx.now()
+            workers = tx.workers()
+            pending = len(tx.outbox_rows(status="pending"))
+            dead = len(tx.outbox_rows(status="dead"))
+    finally:
+        store.close()
+    rows = [
+        {
+            "worker_id": w.worker_id,
+            "pid": w.pid,
+            "host": w.host,
+            "status": w.status,
+            "heartbeat_at": w.heartbeat_at.isoformat(),
+            "heartbeat_age_seconds": round((now - w.heartbeat_at).total_seconds(), 3),
+        }
+        for w in workers
+    ]
+    if args.format == "json":
+        outbox = {"pending": pending, "dead": dead}
+        print(json.dumps({"store": store.url, "workers": rows, "outbox": outbox}, indent=2))
+        return 0
+    if not rows:
+        print("no workers have reported")
+    else:
+        table = [("WORKER", "PID", "HOST", "STATUS", "HEARTBEAT")]
+        table += [
+            (
+                r["worker_id"],
+                str(r["pid"]),
+                r["host"],
+                r["status"],
+                f"{r['heartbeat_at']} ({r['heartbeat_age_seconds']:.0f}s ago)",
+            )
+            for r in rows
+        ]
+        _print_table(table)
+    print(f"outbox: {pending} pending, {dead} dead")
+    return 0
+
+
+def _runtime_dead(args: argparse.Namespace, _stdin: TextIO) -> int:
+    store = _open_store(args.store, migrate=False)
+    try:
+        with store.transaction() as tx:
+            rows = tx.outbox_rows(status="dead", machine=args.machine)
+    finally:
+        store.close()
+    if args.format == "json":
+        dead = [
+            {
+                "key": r.key,
+                "machine": r.machine,
+                "entity_id": r.entity_id,
+                "action": r.action,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+            }
+            for r in rows
+        ]
+        print(json.dumps(dead, indent=2))
+        return 0
+    if not rows:
+        print("no dead actions")
+        return 0
+    table = [("KEY", "ACTION", "ATTEMPTS", "LAST ERROR")]
+    table += [(r.key, str(r.action["name"]), str(r.attempts), r.last_error or "") for r in rows]
+    _print_table(table)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, _stdin: TextIO) -> int:
+    store = _open_store(args.store, migrate=False)
+    try:
+        applied = store.upgrade()
+        version = store.schema_version()
+    finally:
+        store.close()
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}: schema version {version}")
+    else:
+        print(f"already at schema version {version}: nothing to do")
+    return 0
+
+
+def _open_store(url: str, **options: Any) -> Any:
+    from statewise.runtime.errors import StoreURLError
+    from statewise.runtime.urls import open_store
+
+    try:
+        return open_store(url, **options)
+    except StoreURLError as exc:
+        raise _Usage(f"--store: {exc}") from None
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip())
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ database transaction, committed when the block ends normally and rolled back whe
 raises. The tables, whatever a store calls them:
 
 * **entities** (machine, entity_id, state, context JSON, version, entered_at, bucket);
+  ``bucket`` is :func:`entity_bucket` of the id, written by the store on insert, for
+  partitioning entities between workers later;
 * **inbox**: every event received, unique per (machine, entity_id, idempotency key);
   ``result`` is set once it is processed, so a redelivery returns the first result;
 * **history**: one row per processed event (applied or rejected), numbered per entity;
@@ -16,15 +18,19 @@ raises. The tables, whatever a store calls them:
   changes every time it is re-armed, so a stale firing can be told apart;
 * **workers**: heartbeats of worker processes, for ``statewise runtime status``.
 
-Times are timezone-aware UTC datetimes in Python. Concurrency rules every store must
-keep: ``lock_entity`` serializes writers of one entity until the transaction ends;
-``claim_*`` methods never hand the same row to two live claimers (leases, and on
-PostgreSQL ``FOR UPDATE SKIP LOCKED``); acks and retries only take effect while the
-caller still holds the lease.
+Times are timezone-aware UTC datetimes in Python (a naive one is a ``ValueError``).
+Concurrency rules every store must keep: ``lock_entity`` serializes writers of one
+entity until the transaction ends; ``claim_*`` methods never hand the same row to two
+live claimers (leases, and on PostgreSQL ``FOR UPDATE SKIP LOCKED``); acks and retries
+only take effect while the caller still holds the lease: the row is pending and its
+``lease_owner`` is still the caller. A lease that ran out still counts until another
+claimer takes the row over (the row went to nobody else, so finishing it is no
+duplicate); a zombie whose row was re-claimed gets ``False`` and changes nothing.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "BUCKETS",
     "SCHEMA_VERSION",
     "EntityRow",
     "HistoryRow",
@@ -41,10 +48,23 @@ __all__ = [
     "TimerRow",
     "Tx",
     "WorkerRow",
+    "entity_bucket",
 ]
 
 SCHEMA_VERSION = 1
 """The newest schema version this code knows; a store at a later one is refused."""
+
+BUCKETS = 1024
+"""How many buckets entities hash into; partition N ways with ``bucket % N``."""
+
+
+def entity_bucket(entity_id: str) -> int:
+    """The entity's bucket, ``0 <= b < BUCKETS``: CRC-32 of the UTF-8 id.
+
+    The same in every process, Python version and store (``hash()`` is salted per
+    process), so rows written by any of them partition alike.
+    """
+    return zlib.crc32(entity_id.encode("utf-8")) % BUCKETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +141,8 @@ class Tx(Protocol):
     """One database transaction. Every method may raise the driver's errors."""
 
     def now(self) -> datetime:
-        """The store's clock (PostgreSQL: the transaction's ``now()``)."""
+        """The store's clock, fixed for the whole transaction (PostgreSQL: the
+        transaction's ``now()``; SQLite: the time the write lock was taken)."""
         ...
 
     # entities
@@ -149,26 +170,33 @@ class Tx(Protocol):
         ...
 
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
-        """Unprocessed events, oldest first, for entities not locked by another
-        transaction (PostgreSQL: SKIP LOCKED); at most ``limit``."""
+        """Unprocessed events, oldest (first added: by ``id``) first, for entities not
+        locked by another transaction (PostgreSQL: SKIP LOCKED); at most ``limit``."""
         ...
 
     def inbox_first_pending(self, machine: str, entity_id: str) -> InboxRow | None:
         """The entity's oldest unprocessed event (events apply in arrival order)."""
         ...
 
-    def inbox_done(self, inbox_id: int, result: dict[str, Any]) -> None: ...
+    def inbox_done(self, inbox_id: int, result: dict[str, Any]) -> None:
+        """Set the result of an unprocessed event. The first result stands: an unknown
+        or already processed row raises ``RuntimeStoreError`` (a bug in the caller)."""
+        ...
 
     # history
     def history_add(self, row: HistoryRow) -> None: ...
 
-    def history(self, machine: str, entity_id: str) -> list[HistoryRow]: ...
+    def history(self, machine: str, entity_id: str) -> list[HistoryRow]:
+        """The entity's rows by ``seq``. A repeated ``seq`` in ``history_add`` is a
+        driver integrity error."""
+        ...
 
     def next_history_seq(self, machine: str, entity_id: str) -> int: ...
 
     # outbox
     def outbox_add(self, rows: Sequence[OutboxRow]) -> list[int]:
-        """Insert pending rows (``id`` ignored); their new ids, in order."""
+        """Insert rows as given but for ``id`` (usually pending and unleased; a row may
+        be inserted already leased to run at once); their new ids, in order."""
         ...
 
     def outbox_claim(
@@ -180,43 +208,68 @@ class Tx(Protocol):
         limit: int,
         ids: Sequence[int] | None = None,
     ) -> list[OutboxRow]:
-        """Lease pending rows that are due and not leased (or whose lease expired);
-        only the given ``ids`` when set."""
+        """Lease pending rows that are due (``next_attempt_at <= now``) and not leased
+        (or whose lease expired: ``lease_until <= now``), by ``next_attempt_at`` then
+        ``id``; only among the given ``ids`` when set. The rows as leased, in that order."""
         ...
 
     def outbox_ack(self, row_id: int, owner: str, now: datetime) -> bool:
-        """Mark done if ``owner`` still holds the lease; ``False`` otherwise."""
+        """Mark done (at ``now``; the lease is cleared) if ``owner`` still holds the
+        lease; ``False`` otherwise, with nothing changed."""
         ...
 
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
-    ) -> bool: ...
+    ) -> bool:
+        """Back to pending, unleased, due at ``next_attempt_at``, with ``attempts`` and
+        ``last_error`` set; only while ``owner`` holds the lease (``False`` otherwise)."""
+        ...
 
-    def outbox_dead(self, row_id: int, owner: str, *, attempts: int, error: str) -> bool: ...
+    def outbox_dead(self, row_id: int, owner: str, *, attempts: int, error: str) -> bool:
+        """Give up: status ``dead``, unleased, ``attempts`` and ``last_error`` set; only
+        while ``owner`` holds the lease (``False`` otherwise)."""
+        ...
 
     def outbox_release(self, owner: str) -> int:
-        """Give up every lease ``owner`` holds (a worker stopping); how many."""
+        """Give up every lease ``owner`` holds on pending rows (a worker stopping); how
+        many. Released rows are claimable at once (attempts unchanged)."""
         ...
 
     def outbox_rows(
         self, *, status: str | None = None, machine: str | None = None
-    ) -> list[OutboxRow]: ...
+    ) -> list[OutboxRow]:
+        """Every row matching the filters given, by ``id``."""
+        ...
 
     # timers
     def timer_set(self, row: TimerRow) -> None:
-        """Arm (or re-arm) the (machine, entity_id, name) timer."""
+        """Arm (or re-arm) the (machine, entity_id, name) timer: the row is stored as
+        given, replacing any earlier one. The caller picks the generation, one the
+        timer never had before (the entity's version when it is armed does), so a
+        firing read before a re-arm or a cancel can be told apart."""
         ...
 
-    def timer_cancel(self, machine: str, entity_id: str, name: str) -> None: ...
+    def timer_cancel(self, machine: str, entity_id: str, name: str) -> None:
+        """Remove the timer; nothing happens when there is none."""
+        ...
 
-    def timers_due(self, machine: str, now: datetime, limit: int) -> list[TimerRow]: ...
+    def timers_due(self, machine: str, now: datetime, limit: int) -> list[TimerRow]:
+        """Timers with ``due_at <= now``, by ``due_at`` then entity id and name; at most
+        ``limit``. Reading them changes nothing: the caller cancels what it fires. Like
+        ``inbox_pending``, it passes over timers another transaction is changing right
+        now (PostgreSQL: SKIP LOCKED), so it is no count of the timers armed."""
+        ...
 
     def timer_get(self, machine: str, entity_id: str, name: str) -> TimerRow | None: ...
 
     # workers
-    def worker_beat(self, row: WorkerRow) -> None: ...
+    def worker_beat(self, row: WorkerRow) -> None:
+        """Insert or replace the worker's row."""
+        ...
 
-    def workers(self) -> list[WorkerRow]: ...
+    def workers(self) -> list[WorkerRow]:
+        """Every worker row, by ``worker_id``."""
+        ...
 
 
 class Store(Protocol):
@@ -225,15 +278,25 @@ class Store(Protocol):
 
     url: str
 
-    def transaction(self) -> AbstractContextManager[Tx]: ...
-
-    def schema_version(self) -> int: ...
-
-    def upgrade(self) -> list[int]:
-        """Apply the migrations not applied yet; the versions applied."""
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A new write transaction (not reentrant: no transaction inside another on
+        the same thread). Refuses with ``SchemaVersionError`` a schema other than
+        ``SCHEMA_VERSION``: opening with ``migrate=False`` does not check, so that
+        ``statewise db upgrade`` can open an old store and call ``upgrade()``."""
         ...
 
-    def close(self) -> None: ...
+    def schema_version(self) -> int:
+        """The version the database is at (0: no schema yet); never refuses."""
+        ...
+
+    def upgrade(self) -> list[int]:
+        """Apply the migrations not applied yet; the versions applied. Refuses a
+        schema newer than ``SCHEMA_VERSION`` (``SchemaVersionError``)."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection; idempotent. The store cannot be used afterwards."""
+        ...
 
 
 def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

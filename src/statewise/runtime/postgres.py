@@ -1,0 +1,878 @@
+"""The PostgreSQL store: many worker processes on many hosts, one database.
+
+``PostgresStore(dsn)`` implements :class:`~statewise.runtime.store.Store` through
+psycopg 3 (``pip install 'statewise[postgres]'``) and a ``psycopg_pool`` connection
+pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` string.
+
+* **One PostgreSQL schema per store** (``schema=``, default ``statewise``; in a URL also
+  ``?schema=name``, which is taken out before libpq sees it). Every table lives there;
+  each connection's ``search_path`` is that schema alone, so several stores share a
+  database without sharing a row.
+* **Versioned migrations** through :mod:`statewise.runtime.migrations`, under a
+  transaction-scoped advisory lock so processes opening a fresh database together
+  apply each version once. ``migrate=True`` (the default) upgrades on open; a schema
+  newer than the code is always refused (:class:`SchemaVersionError`).
+* **Transactions**: ``transaction()`` takes a pooled connection and runs one READ
+  COMMITTED transaction on it (set explicitly, whatever the server's default),
+  committed when the block ends and rolled back when it raises.
+* **Locks**: ``lock_entity`` is ``SELECT ... FOR UPDATE``; ``inbox_pending``,
+  ``outbox_claim`` and ``timers_due`` use ``FOR UPDATE SKIP LOCKED``, so concurrent
+  workers pass over each other's rows instead of queueing behind them.
+* **Time is the database's**: ``Tx.now()`` is the transaction's ``now()``, so leases and
+  deadlines computed from it agree across hosts whatever their clocks say. Columns are
+  ``timestamptz``; every connection runs with ``TimeZone=UTC`` and rows come back as
+  aware UTC datetimes. A naive datetime handed in is a ``ValueError``.
+* **Your own statements** run in the store's transaction through
+  :attr:`PostgresTx.connection`: they commit or roll back with the store's writes.
+* **JSON** is ``jsonb``, which keeps values, not text: key order is not kept, a float
+  written with an exponent comes back as the equal int (``1e16`` as
+  ``10000000000000000``), and a string holding ``\\u0000`` is refused by the server
+  (``psycopg.errors.UntranslatableCharacter``). NaN and infinities are a ``ValueError``,
+  as on SQLite. Identifiers (machine, entity id, keys, names) are ``text COLLATE "C"``:
+  byte order, the order SQLite sorts them in.
+* **Wake-up hints** (LISTEN/NOTIFY): a transaction that leaves work for a worker (an
+  inbox row still unprocessed at commit, an outbox row nobody leased, leases
+  released) sends one notification on commit; :meth:`PostgresStore.wait` blocks until
+  one comes or a timeout passes. Only a hint: a worker that polls without it misses
+  nothing, it only notices later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, quote, urlencode
+
+import psycopg
+from psycopg import IsolationLevel, sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from statewise.runtime.errors import RuntimeStoreError
+from statewise.runtime.migrations import VERSION_TABLE, Migration, apply, check_version
+from statewise.runtime.store import (
+    SCHEMA_VERSION,
+    EntityRow,
+    HistoryRow,
+    InboxRow,
+    OutboxRow,
+    TimerRow,
+    WorkerRow,
+    entity_bucket,
+)
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "MIGRATIONS",
+    "PostgresMigrationTarget",
+    "PostgresStore",
+    "PostgresTx",
+]
+
+DEFAULT_SCHEMA = "statewise"
+
+_ID = 'text COLLATE "C" NOT NULL'
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        (
+            f"""CREATE TABLE entities (
+                machine {_ID}, entity_id {_ID}, state {_ID}, context jsonb NOT NULL,
+                version bigint NOT NULL, entered_at timestamptz NOT NULL,
+                bucket integer NOT NULL, PRIMARY KEY (machine, entity_id))""",
+            f"""CREATE TABLE inbox (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                machine {_ID}, entity_id {_ID}, key {_ID}, event jsonb NOT NULL,
+                received_at timestamptz NOT NULL, result jsonb,
+                UNIQUE (machine, entity_id, key))""",
+            # The pending rows only: processed ones are the bulk and never scanned again.
+            "CREATE INDEX inbox_pending ON inbox (machine, id) WHERE result IS NULL",
+            "CREATE INDEX inbox_entity_pending ON inbox (machine, entity_id, id)"
+            " WHERE result IS NULL",
+            f"""CREATE TABLE history (
+                machine {_ID}, entity_id {_ID}, seq bigint NOT NULL, version bigint NOT NULL,
+                event jsonb NOT NULL, from_state {_ID}, to_state {_ID},
+                success boolean NOT NULL, error text, actions jsonb NOT NULL,
+                at timestamptz NOT NULL, PRIMARY KEY (machine, entity_id, seq))""",
+            f"""CREATE TABLE outbox (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                key {_ID} UNIQUE, machine {_ID}, entity_id {_ID},
+                action jsonb NOT NULL, context jsonb NOT NULL,
+                status text NOT NULL CHECK (status IN ('pending', 'done', 'dead')),
+                attempts integer NOT NULL, next_attempt_at timestamptz NOT NULL,
+                lease_owner text, lease_until timestamptz, last_error text,
+                done_at timestamptz,
+                CHECK ((lease_owner IS NULL) = (lease_until IS NULL)))""",
+            "CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'pending'",
+            "CREATE INDEX outbox_lease_owner ON outbox (lease_owner)"
+            " WHERE status = 'pending' AND lease_owner IS NOT NULL",
+            "CREATE INDEX outbox_machine ON outbox (machine, status)",
+            f"""CREATE TABLE timers (
+                machine {_ID}, entity_id {_ID}, name {_ID}, due_at timestamptz NOT NULL,
+                generation bigint NOT NULL, PRIMARY KEY (machine, entity_id, name))""",
+            "CREATE INDEX timers_due ON timers (machine, due_at, entity_id, name)",
+            f"""CREATE TABLE workers (
+                worker_id {_ID} PRIMARY KEY, pid integer NOT NULL, host text NOT NULL,
+                status text NOT NULL, heartbeat_at timestamptz NOT NULL)""",
+        ),
+        "the runtime tables",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION, "a new SCHEMA_VERSION needs its migration here"
+
+_Conn = psycopg.Connection[DictRow]
+
+
+class PostgresStore:
+    """A :class:`~statewise.runtime.store.Store` on PostgreSQL; thread-safe.
+
+    ``min_size`` / ``max_size`` bound the pool; ``timeout`` is how long
+    ``transaction()`` waits for a free connection before ``psycopg_pool.PoolTimeout``.
+    Opening connects once (a server that cannot be reached, or refuses the login, is a
+    :class:`RuntimeStoreError` at once; libpq's ``connect_timeout`` in the DSN bounds
+    the attempt), waits until ``min_size`` connections are up and, with ``migrate``,
+    upgrades the schema. With ``migrate=False`` nothing is checked on open
+    (``statewise db upgrade`` opens old stores so); the first transaction then refuses
+    any version but ``SCHEMA_VERSION``.
+
+    ``url`` opens the same store again (``open_store(store.url)``, in another process):
+    the DSN as a URL, with ``?schema=`` unless the schema is the default, and with the
+    password if the DSN had one; ``repr`` and error messages show ``***`` instead.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        migrate: bool = True,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 30.0,
+    ) -> None:
+        conninfo, url_schema = _split_schema(dsn)
+        if schema is not None and url_schema is not None and schema != url_schema:
+            raise ValueError(f"schema {schema!r} given, but the URL names {url_schema!r}")
+        self.schema: str = schema or url_schema or DEFAULT_SCHEMA
+        self.url: str = _url(dsn, conninfo, self.schema)
+        self._conninfo = conninfo
+        # A channel name is at most 63 bytes; stores whose names share those only share
+        # wake-ups, which are hints anyway.
+        self._channel = f"statewise.{self.schema}".encode()[:63].decode(errors="ignore")
+        self._checked = False
+        self._closed = False
+        self._listen_lock = threading.Lock()
+        self._local = threading.local()
+        self._listener: _Conn | None = None
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(
+            conninfo,
+            connection_class=_Conn,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            configure=self._configure,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            name=f"statewise:{self.schema}",
+        )
+        try:
+            # One connection first, so that a wrong DSN fails now with libpq's reason;
+            # the pool would retry quietly until ``timeout`` and then only say so.
+            try:
+                psycopg.connect(conninfo).close()
+            except psycopg.OperationalError as exc:
+                raise RuntimeStoreError(f"cannot open {_masked(self.url)}: {exc}") from exc
+            self._pool.open(wait=True, timeout=timeout)
+            if migrate:
+                self.upgrade()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_masked(self.url)!r})"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _configure(self, conn: _Conn) -> None:
+        # Autocommit, so that transactions are exactly the ``conn.transaction()`` blocks
+        # and nothing is left open between them; the isolation level is the one BEGIN
+        # then asks for.
+        conn.isolation_level = IsolationLevel.READ_COMMITTED
+        conn.execute(
+            "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', false)",
+            (sql.Identifier(self.schema).as_string(conn),),
+        )
+
+    # -- Store -------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        """One READ COMMITTED transaction on a pooled connection: committed when the
+        block ends, rolled back when it raises. Not reentrant on one thread (a nested
+        one would take a second connection and could wait forever on the first's
+        locks): :class:`RuntimeStoreError`."""
+        if self._closed:
+            raise RuntimeStoreError(f"the store {_masked(self.url)} is closed")
+        if getattr(self._local, "active", False):
+            raise RuntimeStoreError(
+                f"{_masked(self.url)}: a transaction is already open on this thread; "
+                "transaction() is not reentrant"
+            )
+        if not self._checked:
+            check_version(
+                self.schema_version(), known=SCHEMA_VERSION, url=_masked(self.url), migrate=False
+            )
+            self._checked = True
+        self._local.active = True
+        try:
+            with self._pool.connection() as conn:
+                tx = PostgresTx(conn)
+                try:
+                    with conn.transaction():
+                        yield tx
+                        if tx.wakes:
+                            # Delivered at commit, and only then: a rollback wakes no one.
+                            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                finally:
+                    tx.end()
+        finally:
+            self._local.active = False
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            return PostgresMigrationTarget(conn).current_version()
+
+    def upgrade(self) -> list[int]:
+        with self._pool.connection() as conn, conn.transaction():
+            # Serialize upgraders of this schema; released at commit or rollback.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"statewise.migrations:{self.schema}",),
+            )
+            row = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+            ).fetchone()
+            if row is None:
+                # Only when missing: CREATE SCHEMA IF NOT EXISTS would need the CREATE
+                # privilege on the database even when the schema is there.
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            applied = apply(PostgresMigrationTarget(conn), MIGRATIONS, url=_masked(self.url))
+        self._checked = True  # apply() refused any other outcome than SCHEMA_VERSION
+        return applied
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a wake-up hint arrives (``True``) or ``timeout`` seconds pass
+        (``False``); always poll after it, whichever it returns.
+
+        The first call starts listening, on a connection of its own; hints sent while
+        nobody is inside ``wait`` are kept for the next call, and one wake-up stands
+        for every hint queued. A listening connection that was lost is reported as a
+        wake-up (hints may have been missed) and replaced at once. Thread-safe; a
+        ``close()`` meanwhile waits for the call to return."""
+        with self._listen_lock:
+            if self._closed:
+                raise RuntimeStoreError(f"the store {_masked(self.url)} is closed")
+            listener = self._listener or self._listen()
+            try:
+                hints = list(listener.notifies(timeout=timeout, stop_after=1))
+                if hints:
+                    hints += listener.notifies(timeout=0.0)  # those queued behind it too
+            except psycopg.OperationalError:
+                listener.close()
+                self._listener = None
+                with contextlib.suppress(psycopg.OperationalError):
+                    self._listen()  # else the next call tries again
+                return True
+            return bool(hints)
+
+    def _listen(self) -> _Conn:
+        with contextlib.ExitStack() as closing:  # closes the connection if LISTEN fails
+            listener: _Conn = closing.enter_context(
+                psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row)
+            )
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            closing.pop_all()
+        self._listener = listener
+        return listener
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+
+
+class PostgresMigrationTarget:
+    """:class:`~statewise.runtime.migrations.MigrationTarget` on one connection."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self._conn = conn
+
+    def execute(self, statement: str) -> None:
+        self._conn.execute(cast(Any, statement))
+
+    def current_version(self) -> int:
+        # to_regclass resolves through search_path, i.e. the store's schema alone.
+        row = self._conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AS present", (VERSION_TABLE,)
+        ).fetchone()
+        if row is None or not row["present"]:
+            return 0
+        found = self._conn.execute(
+            sql.SQL("SELECT coalesce(max(version), 0) AS v FROM {}").format(
+                sql.Identifier(VERSION_TABLE)
+            )
+        ).fetchone()
+        return int(found["v"]) if found is not None else 0
+
+    def record(self, version: int) -> None:
+        self._conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (version, applied_at) VALUES"
+                " (%s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'))"
+            ).format(sql.Identifier(VERSION_TABLE)),
+            (version,),
+        )
+
+
+_ENTITY = "machine, entity_id, state, context, version, entered_at"
+_INBOX = "id, machine, entity_id, key, event, received_at, result"
+_HISTORY = (
+    "machine, entity_id, seq, version, event, from_state, to_state, success, error, actions, at"
+)
+_OUTBOX = (
+    "id, key, machine, entity_id, action, context, status, attempts, next_attempt_at,"
+    " lease_owner, lease_until, last_error"
+)
+_TIMER = "machine, entity_id, name, due_at, generation"
+_WORKER = "worker_id, pid, host, status, heartbeat_at"
+
+
+class PostgresTx:
+    """:class:`~statewise.runtime.store.Tx` on one connection inside one transaction."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self._conn: _Conn | None = conn
+        self._now: datetime | None = None
+        self._pending_inbox: set[int] = set()
+        self._wake = False
+
+    @property
+    def connection(self) -> _Conn:
+        """This transaction's psycopg connection (rows come as dicts): statements of
+        your own run on it commit or roll back together with the store's writes."""
+        return self._db()
+
+    def end(self) -> None:
+        """The block ended: the connection is back in the pool, not this Tx's any more."""
+        self._conn = None
+
+    def _db(self) -> _Conn:
+        if self._conn is None:
+            raise RuntimeStoreError("this transaction has ended; open a new one")
+        return self._conn
+
+    @property
+    def wakes(self) -> bool:
+        """Whether committing leaves work a worker should be woken for."""
+        return self._wake or bool(self._pending_inbox)
+
+    def _one(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> DictRow | None:
+        return self._db().execute(query, params).fetchone()
+
+    def _all(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
+        return self._db().execute(query, params).fetchall()
+
+    def _count(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        return self._db().execute(query, params).rowcount
+
+    def now(self) -> datetime:
+        if self._now is None:
+            row = self._one("SELECT now() AS now")
+            assert row is not None
+            self._now = _utc(row["now"])
+        return self._now
+
+    # -- entities ----------------------------------------------------------------------
+
+    def insert_entity(self, row: EntityRow) -> bool:
+        return (
+            self._count(
+                "INSERT INTO entities (machine, entity_id, state, context, version, entered_at,"
+                " bucket) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (machine, entity_id) DO NOTHING",
+                (
+                    row.machine,
+                    row.entity_id,
+                    row.state,
+                    _json(row.context),
+                    row.version,
+                    _aware(row.entered_at, "entered_at"),
+                    entity_bucket(row.entity_id),
+                ),
+            )
+            == 1
+        )
+
+    def lock_entity(self, machine: str, entity_id: str) -> EntityRow | None:
+        row = self._one(
+            f"SELECT {_ENTITY} FROM entities WHERE machine = %s AND entity_id = %s FOR UPDATE",
+            (machine, entity_id),
+        )
+        return None if row is None else _entity(row)
+
+    def update_entity(self, row: EntityRow, *, expected_version: int) -> bool:
+        return (
+            self._count(
+                "UPDATE entities SET state = %s, context = %s, version = %s, entered_at = %s"
+                " WHERE machine = %s AND entity_id = %s AND version = %s",
+                (
+                    row.state,
+                    _json(row.context),
+                    row.version,
+                    _aware(row.entered_at, "entered_at"),
+                    row.machine,
+                    row.entity_id,
+                    expected_version,
+                ),
+            )
+            == 1
+        )
+
+    def get_entity(self, machine: str, entity_id: str) -> EntityRow | None:
+        row = self._one(
+            f"SELECT {_ENTITY} FROM entities WHERE machine = %s AND entity_id = %s",
+            (machine, entity_id),
+        )
+        return None if row is None else _entity(row)
+
+    # -- inbox -------------------------------------------------------------------------
+
+    def inbox_add(
+        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
+    ) -> tuple[InboxRow, bool]:
+        received_at = _aware(received_at, "received_at")
+        # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
+        # back, so the SELECT below (a new snapshot: READ COMMITTED) always finds it.
+        row = self._one(
+            "INSERT INTO inbox (machine, entity_id, key, event, received_at)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            f" ON CONFLICT (machine, entity_id, key) DO NOTHING RETURNING {_INBOX}",
+            (machine, entity_id, key, _json(event), received_at),
+        )
+        if row is not None:
+            self._pending_inbox.add(row["id"])
+            return _inbox(row), True
+        row = self._one(
+            f"SELECT {_INBOX} FROM inbox WHERE machine = %s AND entity_id = %s AND key = %s",
+            (machine, entity_id, key),
+        )
+        assert row is not None, "a conflicting inbox row is committed, so visible"
+        return _inbox(row), False
+
+    def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
+        if limit < 1:
+            return []  # PostgreSQL refuses a negative LIMIT
+        # Locking the entity rows (not the inbox rows) skips entities another
+        # transaction is applying events to right now.
+        rows = self._all(
+            f"SELECT {', '.join('i.' + c for c in _INBOX.split(', '))} FROM inbox i"
+            " JOIN entities e ON e.machine = i.machine AND e.entity_id = i.entity_id"
+            " WHERE i.machine = %s AND i.result IS NULL ORDER BY i.id LIMIT %s"
+            " FOR UPDATE OF e SKIP LOCKED",
+            (machine, limit),
+        )
+        return [_inbox(row) for row in rows]
+
+    def inbox_first_pending(self, machine: str, entity_id: str) -> InboxRow | None:
+        row = self._one(
+            f"SELECT {_INBOX} FROM inbox WHERE machine = %s AND entity_id = %s"
+            " AND result IS NULL ORDER BY id LIMIT 1",
+            (machine, entity_id),
+        )
+        return None if row is None else _inbox(row)
+
+    def inbox_done(self, inbox_id: int, result: dict[str, Any]) -> None:
+        if not self._count(
+            "UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL",
+            (_json(result), inbox_id),
+        ):
+            raise RuntimeStoreError(f"inbox row {inbox_id} is unknown or already processed")
+        self._pending_inbox.discard(inbox_id)
+
+    # -- history -----------------------------------------------------------------------
+
+    def history_add(self, row: HistoryRow) -> None:
+        self._db().execute(
+            f"INSERT INTO history ({_HISTORY}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                row.machine,
+                row.entity_id,
+                row.seq,
+                row.version,
+                _json(row.event),
+                row.from_state,
+                row.to_state,
+                row.success,
+                row.error,
+                _json(list(row.actions)),
+                _aware(row.at, "at"),
+            ),
+        )
+
+    def history(self, machine: str, entity_id: str) -> list[HistoryRow]:
+        rows = self._all(
+            f"SELECT {_HISTORY} FROM history WHERE machine = %s AND entity_id = %s ORDER BY seq",
+            (machine, entity_id),
+        )
+        return [
+            HistoryRow(
+                machine=r["machine"],
+                entity_id=r["entity_id"],
+                seq=r["seq"],
+                version=r["version"],
+                event=r["event"],
+                from_state=r["from_state"],
+                to_state=r["to_state"],
+                success=r["success"],
+                error=r["error"],
+                actions=r["actions"],
+                at=_utc(r["at"]),
+            )
+            for r in rows
+        ]
+
+    def next_history_seq(self, machine: str, entity_id: str) -> int:
+        row = self._one(
+            "SELECT coalesce(max(seq), 0) + 1 AS seq FROM history"
+            " WHERE machine = %s AND entity_id = %s",
+            (machine, entity_id),
+        )
+        assert row is not None
+        return int(row["seq"])
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def outbox_add(self, rows: Sequence[OutboxRow]) -> list[int]:
+        if not rows:
+            return []
+        params = [
+            (
+                r.key,
+                r.machine,
+                r.entity_id,
+                _json(r.action),
+                _json(r.context),
+                r.status,
+                r.attempts,
+                _aware(r.next_attempt_at, "next_attempt_at"),
+                r.lease_owner,
+                None if r.lease_until is None else _aware(r.lease_until, "lease_until"),
+                r.last_error,
+            )
+            for r in rows
+        ]
+        with self._db().cursor() as cur:
+            cur.executemany(
+                "INSERT INTO outbox (key, machine, entity_id, action, context, status, attempts,"
+                " next_attempt_at, lease_owner, lease_until, last_error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                params,
+                returning=True,
+            )
+            ids: list[int] = []
+            while True:
+                found = cur.fetchone()
+                assert found is not None
+                ids.append(found["id"])
+                if not cur.nextset():
+                    break
+        if any(r.status == "pending" and r.lease_owner is None for r in rows):
+            self._wake = True
+        return ids
+
+    def outbox_claim(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        ids: Sequence[int] | None = None,
+    ) -> list[OutboxRow]:
+        if limit < 1 or (ids is not None and not ids):
+            return []
+        params: dict[str, Any] = {
+            "now": _aware(now, "now"),
+            "until": _aware(lease_until, "lease_until"),
+            "owner": owner,
+            "limit": limit,
+            "ids": list(ids) if ids is not None else None,
+        }
+        only = " AND id = ANY(%(ids)s)" if ids is not None else ""
+        # The inner SELECT locks the rows it picks and passes over rows another
+        # claimer holds; the rows it locked are re-checked against the WHERE clause.
+        rows = self._all(
+            "UPDATE outbox SET lease_owner = %(owner)s, lease_until = %(until)s"
+            " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at <= %(now)s"
+            " AND (lease_owner IS NULL OR lease_until <= %(now)s)" + only + ""
+            " ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_OUTBOX}",
+            params,
+        )
+        claimed = [_outbox(row) for row in rows]
+        claimed.sort(key=lambda r: (r.next_attempt_at, r.id))
+        return claimed
+
+    def outbox_ack(self, row_id: int, owner: str, now: datetime) -> bool:
+        return (
+            self._count(
+                "UPDATE outbox SET status = 'done', done_at = %s, lease_owner = NULL,"
+                " lease_until = NULL WHERE id = %s AND status = 'pending' AND lease_owner = %s",
+                (_aware(now, "now"), row_id, owner),
+            )
+            == 1
+        )
+
+    def outbox_retry(
+        self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> bool:
+        return (
+            self._count(
+                "UPDATE outbox SET attempts = %s, next_attempt_at = %s, last_error = %s,"
+                " lease_owner = NULL, lease_until = NULL"
+                " WHERE id = %s AND status = 'pending' AND lease_owner = %s",
+                (attempts, _aware(next_attempt_at, "next_attempt_at"), error, row_id, owner),
+            )
+            == 1
+        )
+
+    def outbox_dead(self, row_id: int, owner: str, *, attempts: int, error: str) -> bool:
+        return (
+            self._count(
+                "UPDATE outbox SET status = 'dead', attempts = %s, last_error = %s,"
+                " lease_owner = NULL, lease_until = NULL"
+                " WHERE id = %s AND status = 'pending' AND lease_owner = %s",
+                (attempts, error, row_id, owner),
+            )
+            == 1
+        )
+
+    def outbox_release(self, owner: str) -> int:
+        released = self._count(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+            " WHERE status = 'pending' AND lease_owner = %s",
+            (owner,),
+        )
+        if released:
+            self._wake = True
+        return released
+
+    def outbox_rows(
+        self, *, status: str | None = None, machine: str | None = None
+    ) -> list[OutboxRow]:
+        rows = self._all(
+            f"SELECT {_OUTBOX} FROM outbox"
+            " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(machine)s::text IS NULL OR machine = %(machine)s) ORDER BY id",
+            {"status": status, "machine": machine},
+        )
+        return [_outbox(row) for row in rows]
+
+    # -- timers ------------------------------------------------------------------------
+
+    def timer_set(self, row: TimerRow) -> None:
+        self._db().execute(
+            f"INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (machine, entity_id, name)"
+            " DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation",
+            (row.machine, row.entity_id, row.name, _aware(row.due_at, "due_at"), row.generation),
+        )
+
+    def timer_cancel(self, machine: str, entity_id: str, name: str) -> None:
+        self._db().execute(
+            "DELETE FROM timers WHERE machine = %s AND entity_id = %s AND name = %s",
+            (machine, entity_id, name),
+        )
+
+    def timers_due(self, machine: str, now: datetime, limit: int) -> list[TimerRow]:
+        if limit < 1:
+            return []
+        rows = self._all(
+            f"SELECT {_TIMER} FROM timers WHERE machine = %s AND due_at <= %s"
+            " ORDER BY due_at, entity_id, name LIMIT %s FOR UPDATE SKIP LOCKED",
+            (machine, _aware(now, "now"), limit),
+        )
+        return [_timer(row) for row in rows]
+
+    def timer_get(self, machine: str, entity_id: str, name: str) -> TimerRow | None:
+        row = self._one(
+            f"SELECT {_TIMER} FROM timers WHERE machine = %s AND entity_id = %s AND name = %s",
+            (machine, entity_id, name),
+        )
+        return None if row is None else _timer(row)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def worker_beat(self, row: WorkerRow) -> None:
+        self._db().execute(
+            f"INSERT INTO workers ({_WORKER}) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (worker_id) DO UPDATE SET pid = excluded.pid, host = excluded.host,"
+            " status = excluded.status, heartbeat_at = excluded.heartbeat_at",
+            (
+                row.worker_id,
+                row.pid,
+                row.host,
+                row.status,
+                _aware(row.heartbeat_at, "heartbeat_at"),
+            ),
+        )
+
+    def workers(self) -> list[WorkerRow]:
+        rows = self._all(f"SELECT {_WORKER} FROM workers ORDER BY worker_id")
+        return [
+            WorkerRow(
+                worker_id=r["worker_id"],
+                pid=r["pid"],
+                host=r["host"],
+                status=r["status"],
+                heartbeat_at=_utc(r["heartbeat_at"]),
+            )
+            for r in rows
+        ]
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    # allow_nan=False: NaN is not JSON (jsonb refuses it); a ValueError, as on SQLite.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # The session is in UTC already; psycopg's tzinfo for it is ZoneInfo("UTC").
+    return value.astimezone(UTC)
+
+
+def _entity(r: DictRow) -> EntityRow:
+    return EntityRow(
+        machine=r["machine"],
+        entity_id=r["entity_id"],
+        state=r["state"],
+        context=r["context"],
+        version=r["version"],
+        entered_at=_utc(r["entered_at"]),
+    )
+
+
+def _inbox(r: DictRow) -> InboxRow:
+    return InboxRow(
+        id=r["id"],
+        machine=r["machine"],
+        entity_id=r["entity_id"],
+        key=r["key"],
+        event=r["event"],
+        received_at=_utc(r["received_at"]),
+        result=r["result"],
+    )
+
+
+def _outbox(r: DictRow) -> OutboxRow:
+    status: Literal["pending", "done", "dead"] = r["status"]
+    return OutboxRow(
+        id=r["id"],
+        key=r["key"],
+        machine=r["machine"],
+        entity_id=r["entity_id"],
+        action=r["action"],
+        context=r["context"],
+        status=status,
+        attempts=r["attempts"],
+        next_attempt_at=_utc(r["next_attempt_at"]),
+        lease_owner=r["lease_owner"],
+        lease_until=None if r["lease_until"] is None else _utc(r["lease_until"]),
+        last_error=r["last_error"],
+    )
+
+
+def _timer(r: DictRow) -> TimerRow:
+    return TimerRow(
+        machine=r["machine"],
+        entity_id=r["entity_id"],
+        name=r["name"],
+        due_at=_utc(r["due_at"]),
+        generation=r["generation"],
+    )
+
+
+# -- URLs --------------------------------------------------------------------------------
+
+
+def _is_url(dsn: str) -> bool:
+    return dsn.startswith(("postgresql://", "postgres://"))
+
+
+def _split_schema(dsn: str) -> tuple[str, str | None]:
+    """The conninfo libpq gets, and the ``schema`` query parameter of a URL, if any."""
+    if not _is_url(dsn):
+        return dsn, None
+    base, _, query = dsn.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    schema = [v for k, v in params if k == "schema"]
+    if not schema:
+        return dsn, None
+    return _with_query(base, [(k, v) for k, v in params if k != "schema"]), schema[-1]
+
+
+def _with_query(base: str, params: list[tuple[str, str]]) -> str:
+    # By hand, not urlunsplit: that drops the "//" of a URL with no host
+    # (postgresql:///db?host=/run/postgresql), which libpq then rejects.
+    return f"{base}?{urlencode(params, safe='/*', quote_via=quote)}" if params else base
+
+
+def _url(dsn: str, conninfo: str, schema: str) -> str:
+    """A URL that opens this store again: the URL given (or the ``key=value`` DSN
+    written as one), naming the schema unless it is the default."""
+    extra = [] if schema == DEFAULT_SCHEMA else [("schema", schema)]
+    if _is_url(dsn):
+        base, _, query = conninfo.partition("?")
+        return _with_query(base, parse_qsl(query, keep_blank_values=True) + extra)
+    params = [(k, str(v)) for k, v in sorted(conninfo_to_dict(conninfo).items())]
+    return _with_query("postgresql://", params + extra)
+
+
+_PASSWORD_IN_USERINFO = re.compile(r"\A([a-z]+://[^:/?@]*):[^/?@]*@")
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    base, _, query = _PASSWORD_IN_USERINFO.sub(r"\1:***@", url).partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    return _with_query(base, [(k, "***" if k == "password" else v) for k, v in params])

@@ -1,0 +1,578 @@
+"""The store contract (``statewise.runtime.store``), run on every store by the fixture.
+
+Each test gets a fresh database; times are fixed datetimes, never the wall clock, so
+due times, attempts and leases are compared exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from statewise.runtime.errors import RuntimeStoreError, SchemaVersionError
+from statewise.runtime.store import (
+    SCHEMA_VERSION,
+    EntityRow,
+    HistoryRow,
+    OutboxRow,
+    Store,
+    TimerRow,
+    WorkerRow,
+)
+from tests.runtime.conftest import Backend
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+M = "orders"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def entity(entity_id: str = "o-1", *, version: int = 1, **context: Any) -> EntityRow:
+    return EntityRow(M, entity_id, "OPEN", dict(context), version, T0)
+
+
+def outbox_row(
+    key: str, *, due: float = 0, entity_id: str = "o-1", machine: str = M, name: str = "notify"
+) -> OutboxRow:
+    return OutboxRow(
+        id=0,
+        key=key,
+        machine=machine,
+        entity_id=entity_id,
+        action={"name": name, "params": {"template": "x"}},
+        context={"order_id": entity_id, "qty": 3},
+        status="pending",
+        attempts=0,
+        next_attempt_at=at(due),
+        lease_owner=None,
+        lease_until=None,
+        last_error=None,
+    )
+
+
+def history_row(seq: int, entity_id: str = "o-1") -> HistoryRow:
+    return HistoryRow(
+        machine=M,
+        entity_id=entity_id,
+        seq=seq,
+        version=seq + 1,
+        event={"trigger": f"t{seq}", "payload": {}},
+        from_state="OPEN",
+        to_state="FILLED" if seq % 2 else "OPEN",
+        success=seq != 2,
+        error="guard_rejected" if seq == 2 else None,
+        actions=["notify_ui", "settle"] if seq % 2 else [],
+        at=at(seq),
+    )
+
+
+# -- entities
+
+
+def test_an_inserted_entity_reads_back_exactly(store: Store) -> None:
+    row = EntityRow(M, "o-1", "OPEN", {"qty": 3, "note": "naïve ☃", "lines": [{"a": None}]}, 1, T0)
+    with store.transaction() as tx:
+        assert tx.insert_entity(row) is True
+    with store.transaction() as tx:
+        got = tx.get_entity(M, "o-1")
+    assert got == row
+    assert got is not None
+    assert got.entered_at.utcoffset() == timedelta(0)
+
+
+def test_a_duplicate_insert_returns_false_and_keeps_the_first(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_entity(entity(qty=1))
+        assert tx.insert_entity(EntityRow(M, "o-1", "FILLED", {"qty": 9}, 7, at(5))) is False
+        assert tx.get_entity(M, "o-1") == entity(qty=1)
+
+
+def test_entity_ids_are_per_machine(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.insert_entity(entity())
+        assert tx.insert_entity(EntityRow("invoices", "o-1", "DRAFT", {}, 1, T0))
+        assert tx.get_entity("invoices", "o-1") == EntityRow("invoices", "o-1", "DRAFT", {}, 1, T0)
+        assert tx.get_entity("other", "o-1") is None
+
+
+def test_a_missing_entity_is_none(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.get_entity(M, "nope") is None
+        assert tx.lock_entity(M, "nope") is None
+
+
+def test_update_writes_only_at_the_expected_version(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(qty=1))
+    with store.transaction() as tx:
+        locked = tx.lock_entity(M, "o-1")
+        assert locked == entity(qty=1)
+        moved = EntityRow(M, "o-1", "FILLED", {"qty": 1, "filled": 1}, 2, at(1))
+        assert tx.update_entity(moved, expected_version=1) is True
+    with store.transaction() as tx:
+        stale = EntityRow(M, "o-1", "CANCELLED", {}, 2, at(2))
+        assert tx.update_entity(stale, expected_version=1) is False
+        assert tx.get_entity(M, "o-1") == moved
+        missing = EntityRow(M, "ghost", "OPEN", {}, 2, at(2))
+        assert tx.update_entity(missing, expected_version=1) is False
+        assert tx.get_entity(M, "ghost") is None
+
+
+def test_a_block_that_raises_rolls_everything_back(store: Store) -> None:
+    def write_then_fail() -> None:
+        with store.transaction() as tx:
+            tx.insert_entity(entity())
+            tx.inbox_add(M, "o-1", "k1", {"trigger": "go"}, T0)
+            tx.timer_set(TimerRow(M, "o-1", "timeout", at(5), 1))
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        write_then_fail()
+    with store.transaction() as tx:
+        assert tx.get_entity(M, "o-1") is None
+        assert tx.inbox_pending(M, 10) == []
+        assert tx.timer_get(M, "o-1", "timeout") is None
+
+
+def test_lock_entity_serializes_writers(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(count=0, version=0))
+    rounds, errors = 40, []
+
+    def bump() -> None:
+        try:
+            for _ in range(rounds):
+                with store.transaction() as tx:
+                    row = tx.lock_entity(M, "o-1")
+                    assert row is not None
+                    after = EntityRow(
+                        M, "o-1", "OPEN", {"count": row.context["count"] + 1}, row.version + 1, T0
+                    )
+                    # Locked: nobody can have moved the version since the read.
+                    assert tx.update_entity(after, expected_version=row.version)
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with store.transaction() as tx:
+        final = tx.get_entity(M, "o-1")
+    assert final is not None
+    assert (final.context["count"], final.version) == (3 * rounds, 3 * rounds)
+
+
+def test_now_is_aware_utc_and_fixed_for_the_transaction(store: Store) -> None:
+    before = datetime.now(UTC)
+    with store.transaction() as tx:
+        first = tx.now()
+        second = tx.now()
+    assert first == second
+    assert first.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=5) <= first <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+def test_times_in_other_offsets_are_the_same_instants(store: Store) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = T0.astimezone(plus_two)
+    with store.transaction() as tx:
+        tx.insert_entity(EntityRow(M, "o-1", "OPEN", {}, 1, local))
+        tx.timer_set(TimerRow(M, "o-1", "timeout", local + timedelta(seconds=1), 1))
+        got = tx.get_entity(M, "o-1")
+        assert got is not None
+        assert got.entered_at == T0
+        assert got.entered_at.utcoffset() == timedelta(0)
+        assert tx.timers_due(M, at(0.5), 10) == []
+        assert [t.due_at for t in tx.timers_due(M, at(1), 10)] == [at(1)]
+
+
+def test_a_naive_datetime_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive"), store.transaction() as tx:
+        tx.insert_entity(EntityRow(M, "o-1", "OPEN", {}, 1, T0.replace(tzinfo=None)))
+
+
+# -- inbox
+
+
+def test_inbox_add_then_a_redelivery_returns_the_first_row(store: Store) -> None:
+    event = {"trigger": "fill", "payload": {"qty": 2}, "id": "msg-1"}
+    with store.transaction() as tx:
+        row, added = tx.inbox_add(M, "o-1", "msg-1", event, T0)
+    assert added is True
+    assert (row.machine, row.entity_id, row.key, row.event) == (M, "o-1", "msg-1", event)
+    assert (row.received_at, row.result) == (T0, None)
+    with store.transaction() as tx:
+        again, added = tx.inbox_add(M, "o-1", "msg-1", {"trigger": "other"}, at(9))
+    assert added is False
+    assert again == row  # the first event and arrival time stand
+
+
+def test_a_processed_redelivery_carries_the_first_result(store: Store) -> None:
+    result = {"success": True, "target_state": "FILLED", "actions": ["a", "b"]}
+    with store.transaction() as tx:
+        row, _ = tx.inbox_add(M, "o-1", "k", {"trigger": "fill"}, T0)
+        tx.inbox_done(row.id, result)
+    with store.transaction() as tx:
+        again, added = tx.inbox_add(M, "o-1", "k", {"trigger": "fill"}, at(1))
+        assert tx.inbox_first_pending(M, "o-1") is None
+    assert added is False
+    assert (again.id, again.result) == (row.id, result)
+
+
+def test_the_same_key_on_two_entities_is_two_events(store: Store) -> None:
+    with store.transaction() as tx:
+        one, added_one = tx.inbox_add(M, "o-1", "k", {"n": 1}, T0)
+        two, added_two = tx.inbox_add(M, "o-2", "k", {"n": 2}, T0)
+        three, added_three = tx.inbox_add("invoices", "o-1", "k", {"n": 3}, T0)
+    assert added_one and added_two and added_three
+    assert len({one.id, two.id, three.id}) == 3
+
+
+def test_pending_events_come_in_the_order_they_were_added(store: Store) -> None:
+    with store.transaction() as tx:
+        for entity_id in "ab":  # the runtime adds events only for entities that exist
+            tx.insert_entity(entity(entity_id))
+        # Arrival times out of order on purpose: the order added is what counts.
+        a1, _ = tx.inbox_add(M, "a", "1", {"n": 1}, at(3))
+        b1, _ = tx.inbox_add(M, "b", "1", {"n": 2}, at(1))
+        a2, _ = tx.inbox_add(M, "a", "2", {"n": 3}, at(2))
+        tx.inbox_add("invoices", "a", "1", {"n": 4}, at(0))
+    with store.transaction() as tx:
+        assert [r.id for r in tx.inbox_pending(M, 10)] == [a1.id, b1.id, a2.id]
+        assert [r.id for r in tx.inbox_pending(M, 2)] == [a1.id, b1.id]
+        assert tx.inbox_pending(M, 0) == []
+        assert tx.inbox_first_pending(M, "a") == a1
+        assert tx.inbox_first_pending(M, "b") == b1
+        assert tx.inbox_first_pending(M, "c") is None
+        tx.inbox_done(a1.id, {"success": True})
+    with store.transaction() as tx:
+        assert [r.id for r in tx.inbox_pending(M, 10)] == [b1.id, a2.id]
+        assert tx.inbox_first_pending(M, "a") == a2
+
+
+def test_an_event_gets_one_result_only(store: Store) -> None:
+    with store.transaction() as tx:
+        row, _ = tx.inbox_add(M, "o-1", "k", {"trigger": "fill"}, T0)
+        tx.inbox_done(row.id, {"first": True})
+    with pytest.raises(RuntimeStoreError, match="already processed"), store.transaction() as tx:
+        tx.inbox_done(row.id, {"second": True})
+    with pytest.raises(RuntimeStoreError, match="unknown"), store.transaction() as tx:
+        tx.inbox_done(row.id + 1000, {"x": 1})
+    with store.transaction() as tx:
+        again, _ = tx.inbox_add(M, "o-1", "k", {}, T0)
+    assert again.result == {"first": True}
+
+
+# -- history
+
+
+def test_history_comes_back_by_seq(store: Store) -> None:
+    rows = [history_row(seq) for seq in (1, 2, 3)]
+    with store.transaction() as tx:
+        assert tx.next_history_seq(M, "o-1") == 1
+        for row in (rows[1], rows[0], rows[2]):  # the order written does not matter
+            tx.history_add(row)
+        tx.history_add(history_row(1, entity_id="o-2"))
+    with store.transaction() as tx:
+        assert tx.history(M, "o-1") == rows
+        assert tx.next_history_seq(M, "o-1") == 4
+        assert tx.next_history_seq(M, "o-2") == 2
+        assert tx.history(M, "o-3") == []
+        assert tx.history("invoices", "o-1") == []
+
+
+# -- outbox
+
+
+def test_outbox_rows_read_back_as_added(store: Store) -> None:
+    rows = [outbox_row("k1"), outbox_row("k2", due=5, name="settle")]
+    with store.transaction() as tx:
+        ids = tx.outbox_add(rows)
+        assert tx.outbox_add([]) == []
+    assert len(ids) == 2
+    assert ids[0] < ids[1]
+    with store.transaction() as tx:
+        got = tx.outbox_rows()
+    assert got == [OutboxRow(**{**vars_of(r), "id": i}) for r, i in zip(rows, ids, strict=True)]
+
+
+def vars_of(row: OutboxRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in OutboxRow.__slots__}
+
+
+def test_claim_leases_due_rows_oldest_due_first(store: Store) -> None:
+    with store.transaction() as tx:
+        late, early, later, future = tx.outbox_add(
+            [
+                outbox_row("a", due=2),
+                outbox_row("b", due=1),
+                outbox_row("c", due=2),
+                outbox_row("d", due=60),
+            ]
+        )
+    with store.transaction() as tx:
+        claimed = tx.outbox_claim(now=at(10), lease_until=at(40), owner="w1", limit=2)
+    assert [r.id for r in claimed] == [early, late]
+    assert all(
+        (r.lease_owner, r.lease_until, r.status) == ("w1", at(40), "pending") for r in claimed
+    )
+    with store.transaction() as tx:
+        rest = tx.outbox_claim(now=at(10), lease_until=at(40), owner="w1", limit=10)
+        assert [r.id for r in rest] == [later]  # the future row is not due yet
+        stored = {r.id: r for r in tx.outbox_rows()}
+    assert stored[early] == claimed[0]
+    assert (stored[future].lease_owner, stored[future].lease_until) == (None, None)
+    with store.transaction() as tx:
+        assert tx.outbox_claim(now=at(10), lease_until=at(40), owner="w1", limit=0) == []
+
+
+def test_a_live_lease_is_exclusive(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k")])
+        assert [r.id for r in tx.outbox_claim(now=T0, lease_until=at(30), owner="w1", limit=5)] == [
+            row_id
+        ]
+    with store.transaction() as tx:
+        assert tx.outbox_claim(now=at(29), lease_until=at(60), owner="w2", limit=5) == []
+        assert tx.outbox_claim(now=at(29), lease_until=at(60), owner="w1", limit=5) == []
+        assert tx.outbox_ack(row_id, "w2", at(29)) is False
+        assert tx.outbox_rows()[0].lease_owner == "w1"
+
+
+def test_an_expired_lease_is_reclaimed_and_the_zombie_changes_nothing(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="zombie", limit=1)
+    with store.transaction() as tx:
+        taken = tx.outbox_claim(now=at(30), lease_until=at(60), owner="w2", limit=1)
+    assert [(r.id, r.lease_owner, r.lease_until) for r in taken] == [(row_id, "w2", at(60))]
+    with store.transaction() as tx:
+        assert tx.outbox_ack(row_id, "zombie", at(31)) is False
+        assert not tx.outbox_retry(row_id, "zombie", attempts=1, next_attempt_at=at(99), error="x")
+        assert tx.outbox_dead(row_id, "zombie", attempts=1, error="x") is False
+        assert tx.outbox_rows() == taken  # untouched
+        assert tx.outbox_ack(row_id, "w2", at(32)) is True
+    with store.transaction() as tx:
+        (done,) = tx.outbox_rows()
+        assert (done.status, done.lease_owner, done.lease_until) == ("done", None, None)
+        assert tx.outbox_claim(now=at(999), lease_until=at(1999), owner="w3", limit=5) == []
+        assert tx.outbox_ack(row_id, "w2", at(33)) is False  # done once
+
+
+def test_a_lease_that_ran_out_unclaimed_still_counts(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="slow", limit=1)
+    with store.transaction() as tx:
+        assert tx.outbox_ack(row_id, "slow", at(45)) is True
+        assert tx.outbox_rows(status="done")[0].id == row_id
+
+
+def test_claim_by_ids_takes_only_those_that_are_claimable(store: Store) -> None:
+    with store.transaction() as tx:
+        one, two, future, leased = tx.outbox_add(
+            [outbox_row("1"), outbox_row("2"), outbox_row("3", due=60), outbox_row("4")]
+        )
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="other", limit=1, ids=[leased])
+    with store.transaction() as tx:
+        got = tx.outbox_claim(
+            now=at(1), lease_until=at(31), owner="w", limit=10, ids=[two, future, leased, 10_000]
+        )
+        assert [r.id for r in got] == [two]
+        got = tx.outbox_claim(now=at(1), lease_until=at(31), owner="w", limit=1, ids=[two, one])
+        assert [r.id for r in got] == [one]
+        assert tx.outbox_claim(now=at(1), lease_until=at(31), owner="w", limit=5, ids=[]) == []
+
+
+def test_retry_puts_the_row_back_for_later(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w1", limit=1)
+    with store.transaction() as tx:
+        assert tx.outbox_retry(row_id, "w1", attempts=1, next_attempt_at=at(10), error="timeout")
+        assert tx.outbox_retry(row_id, "w1", attempts=2, next_attempt_at=at(10), error="x") is False
+    with store.transaction() as tx:
+        (row,) = tx.outbox_rows()
+        assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, at(10))
+        assert (row.last_error, row.lease_owner, row.lease_until) == ("timeout", None, None)
+        assert tx.outbox_claim(now=at(9), lease_until=at(40), owner="w2", limit=1) == []
+        (again,) = tx.outbox_claim(now=at(10), lease_until=at(40), owner="w2", limit=1)
+        assert (again.id, again.attempts, again.last_error) == (row_id, 1, "timeout")
+
+
+def test_dead_rows_are_never_claimed_again(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id, other) = tx.outbox_add([outbox_row("k"), outbox_row("j")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w1", limit=1)
+    with store.transaction() as tx:
+        assert tx.outbox_dead(row_id, "w1", attempts=3, error="gave up") is True
+        assert tx.outbox_dead(row_id, "w1", attempts=4, error="again") is False
+    with store.transaction() as tx:
+        (dead,) = tx.outbox_rows(status="dead")
+        assert (dead.id, dead.attempts, dead.last_error, dead.lease_owner) == (
+            row_id,
+            3,
+            "gave up",
+            None,
+        )
+        claimed = tx.outbox_claim(now=at(999), lease_until=at(1999), owner="w2", limit=5)
+        assert [r.id for r in claimed] == [other]
+
+
+def test_release_gives_up_one_owners_leases(store: Store) -> None:
+    with store.transaction() as tx:
+        a, b, c, d = tx.outbox_add([outbox_row(k) for k in "abcd"])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="stopping", limit=2, ids=[a, b])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="busy", limit=1, ids=[c])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="stopping", limit=1, ids=[d])
+        assert tx.outbox_ack(d, "stopping", at(1))
+    with store.transaction() as tx:
+        assert tx.outbox_release("stopping") == 2
+        assert tx.outbox_release("stopping") == 0
+        assert tx.outbox_release("nobody") == 0
+    with store.transaction() as tx:
+        claimed = tx.outbox_claim(now=at(1), lease_until=at(31), owner="next", limit=10)
+        assert [(r.id, r.attempts) for r in claimed] == [(a, 0), (b, 0)]
+        assert {r.id: r.lease_owner for r in tx.outbox_rows()} == {
+            a: "next",
+            b: "next",
+            c: "busy",
+            d: None,
+        }
+
+
+def test_a_row_may_be_added_already_leased(store: Store) -> None:
+    leased = OutboxRow(**{**vars_of(outbox_row("k")), "lease_owner": "me", "lease_until": at(30)})
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([leased])
+    with store.transaction() as tx:
+        assert tx.outbox_claim(now=at(1), lease_until=at(31), owner="other", limit=5) == []
+        assert tx.outbox_ack(row_id, "me", at(2)) is True
+
+
+def test_outbox_rows_filter_by_status_and_machine(store: Store) -> None:
+    with store.transaction() as tx:
+        a, b, c = tx.outbox_add(
+            [outbox_row("a"), outbox_row("b"), outbox_row("c", machine="invoices")]
+        )
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=1, ids=[a])
+        tx.outbox_ack(a, "w", T0)
+    with store.transaction() as tx:
+        assert [r.id for r in tx.outbox_rows()] == [a, b, c]
+        assert [r.id for r in tx.outbox_rows(status="done")] == [a]
+        assert [r.id for r in tx.outbox_rows(status="pending")] == [b, c]
+        assert [r.id for r in tx.outbox_rows(machine="invoices")] == [c]
+        assert [r.id for r in tx.outbox_rows(status="pending", machine=M)] == [b]
+        assert tx.outbox_rows(status="dead") == []
+
+
+# -- timers
+
+
+def test_a_timer_is_armed_rearmed_and_cancelled(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.timer_set(TimerRow(M, "o-1", "timeout", at(5), 1))
+        assert tx.timer_get(M, "o-1", "timeout") == TimerRow(M, "o-1", "timeout", at(5), 1)
+        tx.timer_set(TimerRow(M, "o-1", "timeout", at(9), 2))
+    with store.transaction() as tx:
+        assert tx.timer_get(M, "o-1", "timeout") == TimerRow(M, "o-1", "timeout", at(9), 2)
+        assert tx.timers_due(M, at(100), 10) == [TimerRow(M, "o-1", "timeout", at(9), 2)]
+        assert tx.timer_get(M, "o-1", "reminder") is None
+        tx.timer_cancel(M, "o-1", "timeout")
+        tx.timer_cancel(M, "o-1", "timeout")  # nothing left: no error
+    with store.transaction() as tx:
+        assert tx.timer_get(M, "o-1", "timeout") is None
+        assert tx.timers_due(M, at(100), 10) == []
+
+
+def test_due_timers_come_by_due_time_then_entity_and_name(store: Store) -> None:
+    timers = [
+        TimerRow(M, "b", "timeout", at(2), 1),
+        TimerRow(M, "a", "timeout", at(3), 1),
+        TimerRow(M, "a", "reminder", at(2), 4),
+        TimerRow(M, "c", "timeout", at(50), 1),
+        TimerRow("invoices", "a", "timeout", at(1), 1),
+    ]
+    with store.transaction() as tx:
+        for timer in timers:
+            tx.timer_set(timer)
+    with store.transaction() as tx:
+        assert tx.timers_due(M, at(3), 10) == [timers[2], timers[0], timers[1]]
+        assert tx.timers_due(M, at(2), 10) == [timers[2], timers[0]]
+        assert tx.timers_due(M, at(3), 1) == [timers[2]]
+        assert tx.timers_due(M, at(3), 0) == []
+        assert tx.timers_due(M, at(1), 10) == []
+        assert tx.timers_due("invoices", at(1), 10) == [timers[4]]
+        # Reading changes nothing: the same timers are still due.
+        assert len(tx.timers_due(M, at(3), 10)) == 3
+
+
+# -- workers
+
+
+def test_worker_heartbeats_insert_then_replace(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.worker_beat(WorkerRow("w-2", 200, "host-b", "running", at(1)))
+        tx.worker_beat(WorkerRow("w-1", 100, "host-a", "waiting", at(0)))
+    with store.transaction() as tx:
+        tx.worker_beat(WorkerRow("w-1", 101, "host-a", "closed", at(5)))
+        assert tx.workers() == [
+            WorkerRow("w-1", 101, "host-a", "closed", at(5)),
+            WorkerRow("w-2", 200, "host-b", "running", at(1)),
+        ]
+
+
+# -- schema
+
+
+def test_a_fresh_store_is_at_the_current_schema_version(store: Store) -> None:
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.upgrade() == []
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_two_stores_on_one_database_see_each_others_writes(backend: Backend) -> None:
+    first, second = backend.open(), backend.open(migrate=False)
+    with first.transaction() as tx:
+        tx.insert_entity(entity(qty=5))
+    with second.transaction() as tx:
+        assert tx.get_entity(M, "o-1") == entity(qty=5)
+
+
+def test_without_migrations_an_empty_database_is_refused(backend: Backend) -> None:
+    store = backend.open(migrate=False)  # opening never refuses: db upgrade needs it
+    assert store.schema_version() == 0
+    with pytest.raises(SchemaVersionError) as caught, store.transaction():
+        pass
+    error = caught.value
+    assert (error.found, error.known, error.url) == (0, SCHEMA_VERSION, store.url)
+    assert f"statewise db upgrade --store {store.url}" in str(error)
+    assert store.upgrade() == list(range(1, SCHEMA_VERSION + 1))
+    with store.transaction() as tx:
+        assert tx.insert_entity(entity())
+
+
+def test_a_database_from_a_newer_statewise_is_refused(backend: Backend) -> None:
+    backend.open().close()
+    future = SCHEMA_VERSION + 1
+    backend.execute(
+        f"INSERT INTO schema_migrations (version, applied_at) "
+        f"VALUES ({future}, '2099-01-01T00:00:00+00:00')"
+    )
+    with pytest.raises(SchemaVersionError, match="upgrade statewise") as caught:
+        backend.open()
+    assert (caught.value.found, caught.value.known) == (future, SCHEMA_VERSION)
+    store = backend.open(migrate=False)
+    assert store.schema_version() == future
+    with pytest.raises(SchemaVersionError, match=f"schema version {future}"), store.transaction():
+        pass
+    with pytest.raises(SchemaVersionError):
+        store.upgrade()
