@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -228,6 +229,37 @@ def test_now_is_the_transactions_timestamp_on_the_server(store: PostgresStore) -
     with store.transaction() as tx:
         assert tx.now() > now
     assert now.tzinfo is UTC
+
+
+def test_a_non_durable_transaction_turns_synchronous_commit_off_for_itself(
+    store: PostgresStore,
+) -> None:
+    def setting(tx: Any) -> str:
+        row = tx.connection.execute("SHOW synchronous_commit").fetchone()
+        assert row is not None
+        return str(row["synchronous_commit"])
+
+    with store.transaction() as tx:
+        default = setting(tx)  # the test server's is off already, a real one's on
+    with store.transaction(durable=False) as tx:
+        assert setting(tx) == "off"
+    with store.transaction() as tx:
+        assert setting(tx) == default  # SET LOCAL ended with the transaction
+
+
+def test_a_failing_first_statement_rolls_back_and_the_connection_goes_on(
+    store: PostgresStore,
+) -> None:
+    # The first statement travels in one pipeline with BEGIN: its error must surface
+    # there, and leave no transaction open on the pooled connection.
+    broken = replace(outbox_row("bad"), lease_owner="w")  # a lease owner with no until
+    with pytest.raises(psycopg.errors.CheckViolation), store.transaction() as tx:
+        tx.outbox_add([broken])
+    with store.transaction() as tx:
+        assert tx.insert_entity(entity("after"))
+    with store.transaction() as tx:
+        assert tx.get_entity(M, "after") is not None
+        assert tx.outbox_rows() == []
 
 
 # -- the pool

@@ -221,6 +221,42 @@ def test_a_state_without_a_timeout_has_no_deadline(make: Callable[..., Runtime])
 # -- send: applied, rejected, redelivered, ordered ---------------------------------------
 
 
+@dataclass
+class DurabilitySpy:
+    """A store that records the ``durable`` flag of every transaction opened on it."""
+
+    inner: Store
+    flags: list[bool] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.url = self.inner.url
+
+    def transaction(self, *, durable: bool = True) -> Any:
+        self.flags.append(durable)
+        return self.inner.transaction(durable=durable)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("own_clock", [True, False])
+def test_the_event_commits_durably_and_only_acks_do_not(
+    store: Store, clock: Clock, actions: Actions, own_clock: bool
+) -> None:
+    spy = DurabilitySpy(store)
+    rt = Runtime(machine(), spy, actions=actions.registry(), clock=clock if own_clock else None)
+    rt.create("p1", {"amount": 5, "card": "stored"})
+    spy.flags.clear()
+    result = rt.send("p1", Event("capture", {"card": "new", "cvv": "1"}, id="m-1"))
+    assert result.action_names == ("charge_card", "notify")
+    # The event's transaction, then one ack per action: the acks need not wait.
+    assert spy.flags == [True, False, False]
+    rows = outbox(store)
+    assert [r.status for r in rows] == ["done", "done"]
+    assert [r.lease_owner for r in rows] == [None, None]
+
+
 def test_send_applies_the_event_and_runs_its_actions_after_the_commit(
     rt: Runtime, store: Store, actions: Actions
 ) -> None:

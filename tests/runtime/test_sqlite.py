@@ -100,6 +100,21 @@ def test_the_file_is_in_wal_mode_with_full_sync_and_a_busy_timeout(
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_a_non_durable_transaction_commits_with_normal_sync_then_restores_full(
+    store: SQLiteStore,
+) -> None:
+    with store.transaction(durable=False) as tx:
+        assert tx.insert_entity(EntityRow("m", "e", "A", {}, 1, tx.now()))
+        assert store.pragmas()["synchronous"] == "NORMAL"
+    assert store.pragmas()["synchronous"] == "FULL"
+    with pytest.raises(RuntimeError), store.transaction(durable=False):
+        raise RuntimeError("restored on the way out too")
+    assert store.pragmas()["synchronous"] == "FULL"
+    with store.transaction() as tx:
+        assert store.pragmas()["synchronous"] == "FULL"
+        assert tx.get_entity("m", "e") is not None
+
+
 def test_synchronous_normal_and_the_busy_timeout_are_configurable(path: Path) -> None:
     with SQLiteStore(path, synchronous="normal", busy_timeout_ms=250) as store:
         assert store.pragmas() == {

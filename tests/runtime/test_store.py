@@ -271,6 +271,25 @@ def test_an_event_gets_one_result_only(store: Store) -> None:
     assert again.result == {"first": True}
 
 
+def test_inbox_receive_says_whether_older_events_wait(store: Store) -> None:
+    with store.transaction() as tx:
+        for entity_id in ("a", "b"):
+            tx.insert_entity(entity(entity_id))
+        a1, added, backlog = tx.inbox_receive(M, "a", "1", {"n": 1}, T0)
+        assert (added, backlog) == (True, False)  # the entity's only pending event
+        assert tx.inbox_first_pending(M, "a") == a1
+        a2, added, backlog = tx.inbox_receive(M, "a", "2", {"n": 2}, T0)
+        assert (added, backlog) == (True, True)  # a1 waits before it
+        _, added, backlog = tx.inbox_receive(M, "b", "1", {"n": 3}, T0)
+        assert (added, backlog) == (True, False)  # another entity's events do not count
+        again, added, _ = tx.inbox_receive(M, "a", "1", {"n": 9}, at(1))
+        assert (again, added) == (a1, False)  # a redelivery, as inbox_add
+        tx.inbox_done(a1.id, {"success": True})
+        tx.inbox_done(a2.id, {"success": True})
+        _, added, backlog = tx.inbox_receive(M, "a", "3", {"n": 4}, T0)
+        assert (added, backlog) == (True, False)  # processed events do not count
+
+
 # -- history
 
 
@@ -287,6 +306,18 @@ def test_history_comes_back_by_seq(store: Store) -> None:
         assert tx.next_history_seq(M, "o-2") == 2
         assert tx.history(M, "o-3") == []
         assert tx.history("invoices", "o-1") == []
+
+
+def test_history_seq_0_is_the_next_one(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.history_add(history_row(0))
+        tx.history_add(history_row(0))
+        tx.history_add(history_row(0, entity_id="o-2"))
+        tx.history_add(history_row(7))  # an explicit seq is kept
+        tx.history_add(history_row(0))
+    with store.transaction() as tx:
+        assert [r.seq for r in tx.history(M, "o-1")] == [1, 2, 7, 8]
+        assert [r.seq for r in tx.history(M, "o-2")] == [1]
 
 
 # -- outbox
@@ -576,3 +607,40 @@ def test_a_database_from_a_newer_statewise_is_refused(backend: Backend) -> None:
         pass
     with pytest.raises(SchemaVersionError):
         store.upgrade()
+
+
+# -- transactions that need not wait for the disk
+
+
+def test_a_non_durable_transaction_commits_and_rolls_back_like_any(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k1")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=1)
+    with store.transaction(durable=False) as tx:
+        assert tx.outbox_ack(row_id, "w", at(1)) is True
+
+    def insert_then_fail() -> None:
+        with store.transaction(durable=False) as tx:
+            tx.insert_entity(entity("gone"))
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
+    with store.transaction() as tx:
+        assert [r.status for r in tx.outbox_rows()] == ["done"]
+        assert tx.get_entity(M, "gone") is None
+    with store.transaction(durable=False):
+        pass  # nothing run, nothing to commit
+
+
+def test_an_ack_without_a_time_is_dated_by_the_transaction(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k1")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=1)
+    with store.transaction(durable=False) as tx:
+        assert tx.outbox_ack(row_id, "zombie") is False
+        assert tx.outbox_ack(row_id, "w") is True
+        assert tx.outbox_ack(row_id, "w") is False  # done once
+    with store.transaction() as tx:
+        (row,) = tx.outbox_rows()
+    assert (row.status, row.lease_owner, row.lease_until) == ("done", None, None)

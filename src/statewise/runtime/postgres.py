@@ -14,7 +14,8 @@ pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` st
   newer than the code is always refused (:class:`SchemaVersionError`).
 * **Transactions**: ``transaction()`` takes a pooled connection and runs one READ
   COMMITTED transaction on it (set explicitly, whatever the server's default),
-  committed when the block ends and rolled back when it raises.
+  committed when the block ends and rolled back when it raises. BEGIN travels in one
+  pipeline with the first statement, so it costs no round trip of its own.
 * **Locks**: ``lock_entity`` is ``SELECT ... FOR UPDATE``; ``inbox_pending``,
   ``outbox_claim`` and ``timers_due`` use ``FOR UPDATE SKIP LOCKED``, so concurrent
   workers pass over each other's rows instead of queueing behind them.
@@ -52,6 +53,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 import psycopg
 from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -67,6 +69,7 @@ from statewise.runtime.store import (
     TimerRow,
     WorkerRow,
     entity_bucket,
+    iter_chunks,
 )
 
 __all__ = [
@@ -129,6 +132,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 assert len(MIGRATIONS) == SCHEMA_VERSION, "a new SCHEMA_VERSION needs its migration here"
 
 _Conn = psycopg.Connection[DictRow]
+_Cursor = psycopg.Cursor[DictRow]
+_OUTBOX_ROWS_PER_STATEMENT = 1000  # 11 parameters a row
 
 
 class PostgresStore:
@@ -219,11 +224,15 @@ class PostgresStore:
     # -- Store -------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresTx]:
+    def transaction(self, *, durable: bool = True) -> Iterator[PostgresTx]:
         """One READ COMMITTED transaction on a pooled connection: committed when the
         block ends, rolled back when it raises. Not reentrant on one thread (a nested
         one would take a second connection and could wait forever on the first's
-        locks): :class:`RuntimeStoreError`."""
+        locks): :class:`RuntimeStoreError`.
+
+        ``durable=False`` runs it with ``SET LOCAL synchronous_commit = off``: the
+        commit returns before its WAL record is flushed (the WAL writer flushes it
+        within ``wal_writer_delay``; a server crash before that undoes it whole)."""
         if self._closed:
             raise RuntimeStoreError(f"the store {_masked(self.url)} is closed")
         if getattr(self._local, "active", False):
@@ -239,13 +248,16 @@ class PostgresStore:
         self._local.active = True
         try:
             with self._pool.connection() as conn:
-                tx = PostgresTx(conn)
+                tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE)
                 try:
-                    with conn.transaction():
-                        yield tx
-                        if tx.wakes:
-                            # Delivered at commit, and only then: a rollback wakes no one.
-                            conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                    yield tx
+                    if tx.wakes:
+                        # Delivered at commit, and only then: a rollback wakes no one.
+                        tx._exec("SELECT pg_notify(%s, '')", (self._channel,))
+                    tx.commit()
+                except BaseException:
+                    tx.rollback()
+                    raise
                 finally:
                     tx.end()
         finally:
@@ -363,11 +375,20 @@ _TIMER = "machine, entity_id, name, due_at, generation"
 _WORKER = "worker_id, pid, host, status, heartbeat_at"
 
 
-class PostgresTx:
-    """:class:`~statewise.runtime.store.Tx` on one connection inside one transaction."""
+_BEGIN: tuple[bytes, ...] = (b"BEGIN ISOLATION LEVEL READ COMMITTED",)
+_BEGIN_NOT_DURABLE = (*_BEGIN, b"SET LOCAL synchronous_commit = off")
 
-    def __init__(self, conn: _Conn) -> None:
+
+class PostgresTx:
+    """:class:`~statewise.runtime.store.Tx` on one connection inside one transaction.
+
+    The transaction starts with its first statement: ``begin`` (BEGIN and the settings
+    after it) goes to the server in one pipeline with that statement, so starting it
+    costs no round trip of its own (a block that runs nothing sends nothing)."""
+
+    def __init__(self, conn: _Conn, begin: Sequence[bytes] = _BEGIN) -> None:
         self._conn: _Conn | None = conn
+        self._begin: Sequence[bytes] | None = begin
         self._now: datetime | None = None
         self._pending_inbox: set[int] = set()
         self._wake = False
@@ -376,11 +397,41 @@ class PostgresTx:
     def connection(self) -> _Conn:
         """This transaction's psycopg connection (rows come as dicts): statements of
         your own run on it commit or roll back together with the store's writes."""
-        return self._db()
+        conn = self._db()
+        if self._begin is not None:
+            for statement in self._begin:
+                conn.execute(statement)
+            self._begin = None
+        return conn
+
+    def commit(self) -> None:
+        """Commit, if anything was run (the connection's transaction is ended)."""
+        if self._begin is None:
+            self._db().execute(b"COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back whatever is open; quietly, since it runs while an error is raised
+        already (a broken connection is the pool's to discard)."""
+        conn = self._db()
+        if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(b"ROLLBACK")
 
     def end(self) -> None:
         """The block ended: the connection is back in the pool, not this Tx's any more."""
         self._conn = None
+
+    def _exec(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> _Cursor:
+        conn = self._db()
+        if self._begin is None:
+            return conn.execute(query, params)
+        begin, self._begin = self._begin, None
+        # One round trip for BEGIN and the first statement; leaving the pipeline waits
+        # for both results (and raises the first error), so the cursor is complete.
+        with conn.pipeline():
+            for statement in begin:
+                conn.execute(statement)
+            return conn.execute(query, params)
 
     def _db(self) -> _Conn:
         if self._conn is None:
@@ -393,13 +444,13 @@ class PostgresTx:
         return self._wake or bool(self._pending_inbox)
 
     def _one(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> DictRow | None:
-        return self._db().execute(query, params).fetchone()
+        return self._exec(query, params).fetchone()
 
     def _all(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
-        return self._db().execute(query, params).fetchall()
+        return self._exec(query, params).fetchall()
 
     def _count(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        return self._db().execute(query, params).rowcount
+        return self._exec(query, params).rowcount
 
     def now(self) -> datetime:
         if self._now is None:
@@ -430,11 +481,17 @@ class PostgresTx:
         )
 
     def lock_entity(self, machine: str, entity_id: str) -> EntityRow | None:
+        # The transaction's now() comes along, so that now() needs no round trip later.
         row = self._one(
-            f"SELECT {_ENTITY} FROM entities WHERE machine = %s AND entity_id = %s FOR UPDATE",
+            f"SELECT {_ENTITY}, now() AS tx_now FROM entities"
+            " WHERE machine = %s AND entity_id = %s FOR UPDATE",
             (machine, entity_id),
         )
-        return None if row is None else _entity(row)
+        if row is None:
+            return None
+        if self._now is None:
+            self._now = _utc(row["tx_now"])
+        return _entity(row)
 
     def update_entity(self, row: EntityRow, *, expected_version: int) -> bool:
         return (
@@ -466,24 +523,34 @@ class PostgresTx:
     def inbox_add(
         self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
     ) -> tuple[InboxRow, bool]:
+        row, added, _ = self.inbox_receive(machine, entity_id, key, event, received_at)
+        return row, added
+
+    def inbox_receive(
+        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
+    ) -> tuple[InboxRow, bool, bool]:
         received_at = _aware(received_at, "received_at")
         # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
         # back, so the SELECT below (a new snapshot: READ COMMITTED) always finds it.
         row = self._one(
             "INSERT INTO inbox (machine, entity_id, key, event, received_at)"
             " VALUES (%s, %s, %s, %s, %s)"
-            f" ON CONFLICT (machine, entity_id, key) DO NOTHING RETURNING {_INBOX}",
+            f" ON CONFLICT (machine, entity_id, key) DO NOTHING RETURNING {_INBOX},"
+            # The statement's snapshot: the row just inserted is not among those seen.
+            " EXISTS (SELECT 1 FROM inbox o WHERE o.machine = inbox.machine"
+            " AND o.entity_id = inbox.entity_id AND o.result IS NULL AND o.id < inbox.id)"
+            " AS backlog",
             (machine, entity_id, key, _json(event), received_at),
         )
         if row is not None:
             self._pending_inbox.add(row["id"])
-            return _inbox(row), True
+            return _inbox(row), True, bool(row["backlog"])
         row = self._one(
             f"SELECT {_INBOX} FROM inbox WHERE machine = %s AND entity_id = %s AND key = %s",
             (machine, entity_id, key),
         )
         assert row is not None, "a conflicting inbox row is committed, so visible"
-        return _inbox(row), False
+        return _inbox(row), False, True
 
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         if limit < 1:
@@ -518,12 +585,16 @@ class PostgresTx:
     # -- history -----------------------------------------------------------------------
 
     def history_add(self, row: HistoryRow) -> None:
-        self._db().execute(
-            f"INSERT INTO history ({_HISTORY}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        self._exec(
+            f"INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
+            " coalesce(nullif(%s::bigint, 0), (SELECT coalesce(max(seq), 0) + 1 FROM history"
+            " WHERE machine = %s AND entity_id = %s)), %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 row.machine,
                 row.entity_id,
                 row.seq,
+                row.machine,
+                row.entity_id,
                 row.version,
                 _json(row.event),
                 row.from_state,
@@ -587,21 +658,20 @@ class PostgresTx:
             )
             for r in rows
         ]
-        with self._db().cursor() as cur:
-            cur.executemany(
-                "INSERT INTO outbox (key, machine, entity_id, action, context, status, attempts,"
-                " next_attempt_at, lease_owner, lease_until, last_error)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                params,
-                returning=True,
+        # One statement for all the rows (executemany would run a pipeline, slower for
+        # the one or two rows an event writes); ids are matched back by the unique key.
+        # Chunks keep a statement under PostgreSQL's 65,535 parameters.
+        by_key: dict[str, int] = {}
+        for chunk in iter_chunks(params, _OUTBOX_ROWS_PER_STATEMENT):
+            found = self._all(
+                "INSERT INTO outbox (key, machine, entity_id, action, context, status,"
+                " attempts, next_attempt_at, lease_owner, lease_until, last_error) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                + " RETURNING id, key",
+                [value for row in chunk for value in row],
             )
-            ids: list[int] = []
-            while True:
-                found = cur.fetchone()
-                assert found is not None
-                ids.append(found["id"])
-                if not cur.nextset():
-                    break
+            by_key.update((r["key"], r["id"]) for r in found)
+        ids: list[int] = [by_key[r.key] for r in rows]
         if any(r.status == "pending" and r.lease_owner is None for r in rows):
             self._wake = True
         return ids
@@ -640,12 +710,16 @@ class PostgresTx:
         claimed.sort(key=lambda r: (r.next_attempt_at, r.id))
         return claimed
 
-    def outbox_ack(self, row_id: int, owner: str, now: datetime) -> bool:
+    def outbox_ack(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
+        # Without ``now``: the transaction's now() in the statement itself, the value
+        # Tx.now() would have fetched, without a round trip to fetch it first.
+        at = self._now if now is None else _aware(now, "now")
         return (
             self._count(
-                "UPDATE outbox SET status = 'done', done_at = %s, lease_owner = NULL,"
-                " lease_until = NULL WHERE id = %s AND status = 'pending' AND lease_owner = %s",
-                (_aware(now, "now"), row_id, owner),
+                "UPDATE outbox SET status = 'done', done_at = coalesce(%s::timestamptz, now()),"
+                " lease_owner = NULL, lease_until = NULL"
+                " WHERE id = %s AND status = 'pending' AND lease_owner = %s",
+                (at, row_id, owner),
             )
             == 1
         )
@@ -698,7 +772,7 @@ class PostgresTx:
     # -- timers ------------------------------------------------------------------------
 
     def timer_set(self, row: TimerRow) -> None:
-        self._db().execute(
+        self._exec(
             f"INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (machine, entity_id, name)"
             " DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation",
@@ -706,7 +780,7 @@ class PostgresTx:
         )
 
     def timer_cancel(self, machine: str, entity_id: str, name: str) -> None:
-        self._db().execute(
+        self._exec(
             "DELETE FROM timers WHERE machine = %s AND entity_id = %s AND name = %s",
             (machine, entity_id, name),
         )
@@ -731,7 +805,7 @@ class PostgresTx:
     # -- workers -----------------------------------------------------------------------
 
     def worker_beat(self, row: WorkerRow) -> None:
-        self._db().execute(
+        self._exec(
             f"INSERT INTO workers ({_WORKER}) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (worker_id) DO UPDATE SET pid = excluded.pid, host = excluded.host,"
             " status = excluded.status, heartbeat_at = excluded.heartbeat_at",

@@ -16,7 +16,10 @@
   entity's context with the event payload under it. The rows are inserted already
   leased to this runtime, so the process that committed them makes the first attempt
   right after the commit, before any worker could. A row is acknowledged only while
-  its lease is still ours. A failure is retried with jittered exponential backoff (the
+  its lease is still ours. Acks and claims commit with ``durable=False`` (the store
+  need not wait for the disk): losing one to a machine crash only runs an action
+  again, which at least once allows; the event's own transaction is always durable.
+  A failure is retried with jittered exponential backoff (the
   action's ``retry``, else ``error_policy``); after the last attempt the row is
   ``dead`` and, when the machine has a ``default_fallback``, the entity is sent the
   fallback event (``machine.fail``) through the inbox under ``<outbox key>:fallback``,
@@ -303,12 +306,14 @@ class Runtime:
         """
         ev, key = _event_and_key(event, idempotency_key)
         with self._store.transaction() as tx:
-            now = self._now(tx)
+            # Lock first: a store may read its clock along with the row (one round trip).
             entity = self._lock(tx, entity_id)
-            row, added = tx.inbox_add(self.name, entity_id, key, ev.to_dict(), now)
+            now = self._now(tx)
+            row, added, backlog = tx.inbox_receive(self.name, entity_id, key, ev.to_dict(), now)
             if not added and row.result is not None:
                 return TransitionResult.from_dict(row.result)
-            results, leased = self._drain(tx, entity, now, until=row.id)
+            first = None if backlog else row  # the entity's only pending event: no lookup
+            results, leased = self._drain(tx, entity, now, until=row.id, first=first)
         self._run(leased)
         return results[row.id]
 
@@ -320,8 +325,8 @@ class Runtime:
         Same keys and errors as :meth:`send`."""
         ev, key = _event_and_key(event, idempotency_key)
         with self._store.transaction() as tx:
-            now = self._now(tx)
             self._lock(tx, entity_id)  # the entity must exist; and ids follow lock order
+            now = self._now(tx)
             _, added = tx.inbox_add(self.name, entity_id, key, ev.to_dict(), now)
         return added
 
@@ -340,8 +345,8 @@ class Runtime:
                 break
             try:
                 with self._store.transaction() as tx:
-                    now = self._now(tx)
                     entity = self._lock(tx, entity_id)
+                    now = self._now(tx)
                     results, leased = self._drain(tx, entity, now, limit=limit - done)
             except Exception:
                 log.exception("%s: entity %r: applying its events failed", self.name, entity_id)
@@ -355,7 +360,9 @@ class Runtime:
         them, one after the other; how many were attempted. ``should_stop`` is asked
         before each: rows left unrun stay leased until :meth:`release` or the lease
         runs out."""
-        with self._store.transaction() as tx:
+        # Lease bookkeeping only: a claim lost to a crash leaves the rows claimable again
+        # (at least once allows the second run), so the commit need not wait for the disk.
+        with self._store.transaction(durable=False) as tx:
             now = self._now(tx)
             rows = tx.outbox_claim(
                 now=now, lease_until=now + self._lease, owner=self._worker_id, limit=limit
@@ -382,8 +389,8 @@ class Runtime:
 
     def _fire(self, timer: TimerRow) -> tuple[bool, list[OutboxRow]]:
         with self._store.transaction() as tx:
-            now = self._now(tx)
             entity = tx.lock_entity(self.name, timer.entity_id)
+            now = self._now(tx)
             current = tx.timer_get(self.name, timer.entity_id, timer.name)
             if (
                 entity is None
@@ -497,14 +504,19 @@ class Runtime:
         *,
         until: int | None = None,
         limit: int | None = None,
+        first: InboxRow | None = None,
     ) -> tuple[dict[int, TransitionResult], list[OutboxRow]]:
         """Apply the locked entity's unprocessed events oldest first, up to and including
         inbox row ``until`` (or ``limit`` of them, or all); their results by inbox id,
-        and the outbox rows written, leased to us."""
+        and the outbox rows written, leased to us. ``first``, when given, is known to
+        be the oldest unprocessed event (it is not looked up)."""
         results: dict[int, TransitionResult] = {}
         leased: list[OutboxRow] = []
         while limit is None or len(results) < limit:
-            row = tx.inbox_first_pending(self.name, entity.entity_id)
+            row = (
+                first if first is not None else tx.inbox_first_pending(self.name, entity.entity_id)
+            )
+            first = None
             if row is None:
                 break
             entity, result, rows = self._apply(tx, entity, row, now)
@@ -629,7 +641,7 @@ class Runtime:
             HistoryRow(
                 machine=self.name,
                 entity_id=after.entity_id,
-                seq=tx.next_history_seq(self.name, after.entity_id),
+                seq=0,  # the next one, numbered by the store in the insert
                 version=after.version,
                 event=event.to_dict(),
                 from_state=result.source_state,
@@ -684,15 +696,18 @@ class Runtime:
         """Run one leased row, then record what happened, if the lease is still ours."""
         call = ActionCall.from_spec(row.action)
         error = self._call(call, row)
+        if error is None:
+            # A lost ack only makes the action run again, which at least once allows:
+            # no wait for the disk. Without a clock of our own, the store's (no read).
+            with self._store.transaction(durable=False) as tx:
+                at = None if self._clock is None else self._now(tx)
+                acked = tx.outbox_ack(row.id, self._worker_id, at)
+            if not acked:
+                log.info("%s: %s ran, but its lease was taken over: not acked", self.name, row.key)
+            return
         leased: list[OutboxRow] = []
         with self._store.transaction() as tx:
             now = self._now(tx)
-            if error is None:
-                if not tx.outbox_ack(row.id, self._worker_id, now):
-                    log.info(
-                        "%s: %s ran, but its lease was taken over: not acked", self.name, row.key
-                    )
-                return
             attempts = row.attempts + 1
             retry: Retry = call.retry if call.retry is not None else self._default_retry
             text = _error_text(error)

@@ -332,20 +332,33 @@ class SQLiteStore:
     # -- the Store protocol
 
     @contextmanager
-    def transaction(self) -> Iterator[SQLiteTx]:
+    def transaction(self, *, durable: bool = True) -> Iterator[SQLiteTx]:
         """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled
-        back when it raises. Not reentrant on one thread."""
+        back when it raises. Not reentrant on one thread.
+
+        ``durable=False`` commits with ``synchronous = NORMAL`` (the connection's own
+        setting is back right after): in WAL mode that appends to the WAL without an
+        fsync. The next FULL commit's fsync of the WAL covers these frames too, and a
+        power cut before it loses them whole (WAL frames are checksummed)."""
         conn = self._connection()
         if not self._schema_checked:
             found = SQLiteMigrationTarget(conn).current_version()
             check_version(found, known=SCHEMA_VERSION, url=self.url, migrate=False)
             self._schema_checked = True
-        with self._write(conn):
-            tx = SQLiteTx(conn, datetime.now(UTC))
-            try:
-                yield tx
-            finally:
-                tx._end()
+        relax = not durable and self.synchronous != "NORMAL"
+        if relax:
+            # Set outside the transaction: the pager reads it when the commit syncs.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._write(conn):
+                tx = SQLiteTx(conn, datetime.now(UTC))
+                try:
+                    yield tx
+                finally:
+                    tx._end()
+        finally:
+            if relax:
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     def schema_version(self) -> int:
         """The version the file is at (0: no statewise schema yet)."""
@@ -552,6 +565,12 @@ class SQLiteTx:
     def inbox_add(
         self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
     ) -> tuple[InboxRow, bool]:
+        row, added, _ = self.inbox_receive(machine, entity_id, key, event, received_at)
+        return row, added
+
+    def inbox_receive(
+        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
+    ) -> tuple[InboxRow, bool, bool]:
         db = self._db()
         cur = db.execute(
             """INSERT INTO inbox (machine, entity_id, key, event, received_at)
@@ -561,10 +580,13 @@ class SQLiteTx:
         )
         added = cur.rowcount == 1
         found = db.execute(
-            "SELECT * FROM inbox WHERE machine = ? AND entity_id = ? AND key = ?",
+            """SELECT *, EXISTS (SELECT 1 FROM inbox o WHERE o.machine = inbox.machine
+                 AND o.entity_id = inbox.entity_id AND o.result IS NULL AND o.id < inbox.id
+               ) AS backlog
+               FROM inbox WHERE machine = ? AND entity_id = ? AND key = ?""",
             (machine, entity_id, key),
         ).fetchone()
-        return _inbox_row(found), added
+        return _inbox_row(found), added, bool(found["backlog"])
 
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         if limit < 1:
@@ -603,11 +625,14 @@ class SQLiteTx:
         self._db().execute(
             """INSERT INTO history (machine, entity_id, seq, version, event, from_state,
                to_state, success, error, actions, at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, COALESCE(NULLIF(?, 0), (SELECT COALESCE(MAX(seq), 0) + 1
+                 FROM history WHERE machine = ? AND entity_id = ?)), ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 row.machine,
                 row.entity_id,
                 row.seq,
+                row.machine,
+                row.entity_id,
                 row.version,
                 _dumps(row.event),
                 row.from_state,
@@ -717,12 +742,12 @@ class SQLiteTx:
         until = _from_us(_to_us(lease_until))  # as a later read gives it back: in UTC
         return [replace(r, lease_owner=owner, lease_until=until) for r in found]
 
-    def outbox_ack(self, row_id: int, owner: str, now: datetime) -> bool:
+    def outbox_ack(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
         cur = self._db().execute(
             """UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL,
                done_at = ?
                WHERE id = ? AND status = 'pending' AND lease_owner = ?""",
-            (_to_us(now), row_id, owner),
+            (_to_us(self._now if now is None else now), row_id, owner),
         )
         return cur.rowcount == 1
 

@@ -169,6 +169,16 @@ class Tx(Protocol):
         redelivery; the existing row is returned, with its result if processed)."""
         ...
 
+    def inbox_receive(
+        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
+    ) -> tuple[InboxRow, bool, bool]:
+        """:meth:`inbox_add`, and a third answer, got along with it (no statement of its
+        own): whether the entity may have unprocessed events older than the row.
+        ``False`` only when the row was added now and is the entity's oldest unprocessed
+        event, i.e. what :meth:`inbox_first_pending` would return; a redelivery may
+        always answer ``True``."""
+        ...
+
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         """Unprocessed events, oldest (first added: by ``id``) first, for entities not
         locked by another transaction (PostgreSQL: SKIP LOCKED); at most ``limit``."""
@@ -184,7 +194,10 @@ class Tx(Protocol):
         ...
 
     # history
-    def history_add(self, row: HistoryRow) -> None: ...
+    def history_add(self, row: HistoryRow) -> None:
+        """Insert the row. ``seq=0`` stands for the entity's next one (what
+        :meth:`next_history_seq` would return), taken in the insert itself."""
+        ...
 
     def history(self, machine: str, entity_id: str) -> list[HistoryRow]:
         """The entity's rows by ``seq``. A repeated ``seq`` in ``history_add`` is a
@@ -213,9 +226,10 @@ class Tx(Protocol):
         ``id``; only among the given ``ids`` when set. The rows as leased, in that order."""
         ...
 
-    def outbox_ack(self, row_id: int, owner: str, now: datetime) -> bool:
-        """Mark done (at ``now``; the lease is cleared) if ``owner`` still holds the
-        lease; ``False`` otherwise, with nothing changed."""
+    def outbox_ack(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
+        """Mark done (at ``now``, else at the transaction's :meth:`now`, which the store
+        may then take without a round trip of its own; the lease is cleared) if
+        ``owner`` still holds the lease; ``False`` otherwise, with nothing changed."""
         ...
 
     def outbox_retry(
@@ -278,11 +292,20 @@ class Store(Protocol):
 
     url: str
 
-    def transaction(self) -> AbstractContextManager[Tx]:
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Tx]:
         """A new write transaction (not reentrant: no transaction inside another on
         the same thread). Refuses with ``SchemaVersionError`` a schema other than
         ``SCHEMA_VERSION``: opening with ``migrate=False`` does not check, so that
-        ``statewise db upgrade`` can open an old store and call ``upgrade()``."""
+        ``statewise db upgrade`` can open an old store and call ``upgrade()``.
+
+        ``durable=False``: the commit need not wait for the disk (PostgreSQL
+        ``synchronous_commit = off``; SQLite ``synchronous = NORMAL`` for that commit).
+        It is still atomic, isolated and visible to others at once, and it is never
+        lost on its own: a later durable commit makes it durable too. Only a crash of
+        the machine (not of the process) before the next flush may undo it, and then
+        it is undone whole. Use it only for bookkeeping whose loss is harmless
+        (acknowledging or leasing outbox rows: a lost ack only runs an action again,
+        which at-least-once allows); never for an event's own transaction."""
         ...
 
     def schema_version(self) -> int:
