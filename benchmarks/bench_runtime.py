@@ -55,6 +55,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+from environment import loadavg, source_state
+
 from statewise import ActionRegistry, Event, StateMachine
 
 HERE = Path(__file__).resolve().parent
@@ -670,15 +672,6 @@ def render(
 
 
 def machine_info() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", *args], cwd=HERE, capture_output=True, text=True, check=False, timeout=10
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
     try:
         statewise_version = version("statewise")
     except PackageNotFoundError:
@@ -690,18 +683,9 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "statewise": statewise_version,
         "versions": {"sqlite": sqlite3.sqlite_version},
-        "git_commit": git("rev-parse", "HEAD"),
-        # uncommitted changes under src/ make the commit an incomplete description
-        "src_changed_since_commit": bool(git("status", "--porcelain", "--", "src")),
-        "loadavg_start": _loadavg(),
+        **source_state(),
+        "loadavg_start": loadavg(),
     }
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def _pg_version(url: str) -> str:
@@ -804,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-    meta["loadavg_end"] = _loadavg()
+    meta["loadavg_end"] = loadavg()
     meta["wall_seconds"] = time.perf_counter() - began
     targets = evaluate(rows)
     text = render(rows, targets, meta, cfg, skipped)

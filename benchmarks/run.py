@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +71,7 @@ from bench_specs import (
     order_workload,
     write_yaml,
 )
+from environment import loadavg, source_state
 
 from statewise import StateMachine
 
@@ -666,16 +666,6 @@ def render_analysis(report: Report) -> list[str]:
     ]
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=HERE, capture_output=True, text=True, check=False, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def machine_info() -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     return {
@@ -688,18 +678,9 @@ def machine_info() -> dict[str, Any]:
             "processor": platform.machine(),
         },
         "versions": {"statewise": version("statewise"), "pygubernator": version("pygubernator")},
-        "git_commit": _git("rev-parse", "HEAD") or None,
-        # uncommitted changes under src/ make the commit an incomplete description
-        "src_changed_since_commit": bool(_git("status", "--porcelain", "--", "src")),
-        "loadavg_start": _loadavg(),
+        **source_state(),
+        "loadavg_start": loadavg(),
     }
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def write_results(report: Report, meta: dict[str, Any], text: str) -> list[Path]:
@@ -831,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Disagreement, Mismatch) as exc:
         print(f"DISAGREEMENT: {exc}", file=sys.stderr)
         return 2
-    meta["loadavg_end"] = _loadavg()
+    meta["loadavg_end"] = loadavg()
     evaluate(report)
     text = render(report, meta)
     print(text, end="")
