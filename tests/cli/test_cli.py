@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from statewise.cli import main
+from tests.markers import needs_dot
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ORDER = str(ROOT / "examples" / "order_fsm.yaml")
@@ -167,7 +167,7 @@ def test_graph_mermaid_and_dot(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert f"wrote {target}" in err
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@needs_dot
 def test_graph_svg(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "order.svg"
     assert main(["graph", ORDER, "--format", "svg", "--highlight", "-o", str(target)]) == 0
@@ -220,7 +220,7 @@ def test_commands_report_spec_problems_on_stderr(capsys: pytest.CaptureFixture[s
     assert f"{BROKEN}:9:11: error[spec]: transitions[0].dest:" in err
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@needs_dot
 def test_binary_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     buffer = io.BytesIO()
     fake = io.TextIOWrapper(buffer)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import sys
 import xml.etree.ElementTree as ET
@@ -36,11 +35,10 @@ from statewise.render import (
 from statewise.render.diagram import ANY, Highlight, arrows, duration
 from statewise.render.dot import quote
 from tests.conftest import ORDER_SPEC
+from tests.markers import needs_dot
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("STATEWISE_UPDATE_GOLDEN") == "1"
-HAS_DOT = shutil.which("dot") is not None
-needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
 SVG = "{http://www.w3.org/2000/svg}"
 
 # Everything a diagram must tell apart: an internal transition, a self-transition,

@@ -10,6 +10,7 @@ name twice is an error, since a silent replacement would change what a spec mean
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
@@ -21,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class Registry(Generic[E]):
+class Registry(ABC, Generic[E]):
     """Name -> entry ``E`` built from each registered function by :meth:`_entry`."""
 
     __slots__ = ("_entries",)
@@ -34,9 +35,9 @@ class Registry(Generic[E]):
         for name, fn in (functions or {}).items():
             self.register(name, fn)
 
+    @abstractmethod
     def _entry(self, name: str, fn: Callable[..., Any]) -> E:
         """Check ``fn`` and build its entry; raises ``TypeError`` for an unusable one."""
-        raise NotImplementedError  # pragma: no cover - every registry defines it
 
     @overload
     def register(self, name: str, fn: F, *, replace: bool = ...) -> F: ...
