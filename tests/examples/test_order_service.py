@@ -43,21 +43,6 @@ class FakeClock:
         return t
 
 
-@pytest.fixture(scope="module")
-def machine() -> StateMachine:
-    return svc.build_machine()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "orders.db"
-
-
-@pytest.fixture
-def rec(db_path: Path) -> Recorder:
-    return Recorder(db_path)
-
-
 def new_db(path: Path, machine: StateMachine) -> sqlite3.Connection:
     conn = svc.open_db(path)
     svc.create_order(conn, machine, "A", 100, T0)

@@ -26,21 +26,6 @@ TIMEOUT_ACTIONS = ["log_exit", "alert_operations", "release_funds"]
 TIMEOUT_PARAMS: list[dict[str, Any]] = [{}, {"reason": "no answer from the exchange"}, {}]
 
 
-@pytest.fixture(scope="module")
-def machine() -> StateMachine:
-    return svc.build_machine()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "orders.db"
-
-
-@pytest.fixture
-def rec(db_path: Path) -> Recorder:
-    return Recorder(db_path)
-
-
 @pytest.fixture
 def db(db_path: Path, machine: StateMachine) -> Iterator[sqlite3.Connection]:
     with closing(new_db(db_path, machine)) as conn:
