@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from statewise import StateMachine, TransitionResult
 from statewise.analysis import Path, Step, shortest_paths, transition_cover
+from tests.strategies import machines as spec_machines
 
 SPEC = """\
 meta: {machine_name: p}
@@ -100,38 +101,9 @@ def test_a_machine_with_no_way_on() -> None:
 
 # -- properties on generated machines ----------------------------------------------------
 
-NAMES = [f"S{i}" for i in range(7)]
-TRIGGERS = ["t0", "t1", "t2", "t3"]
 
-
-@st.composite
-def machines(draw: st.DrawFn, guards: bool) -> dict[str, Any]:
-    n = draw(st.integers(1, len(NAMES)))
-    names = NAMES[:n]
-    states: list[dict[str, Any]] = []
-    for i, name in enumerate(names):
-        kind = "initial" if i == 0 else draw(st.sampled_from(["stable", "terminal", "error"]))
-        state: dict[str, Any] = {"name": name, "type": kind}
-        if kind != "terminal" and draw(st.booleans()):
-            state["timeout"] = {"seconds": 1, "destination": draw(st.sampled_from(names))}
-        states.append(state)
-    live = [s["name"] for s in states if s["type"] != "terminal"]
-    transitions: list[dict[str, Any]] = []
-    for _ in range(draw(st.integers(0, 14))):
-        source: Any = draw(
-            st.one_of(
-                st.just("*"),
-                st.sampled_from(live),
-                st.lists(st.sampled_from(live), min_size=1, max_size=3, unique=True),
-            )
-        )
-        t: dict[str, Any] = {"trigger": draw(st.sampled_from(TRIGGERS)), "source": source}
-        if draw(st.integers(0, 4)):
-            t["dest"] = draw(st.sampled_from(names))
-        if guards and draw(st.booleans()):
-            t["guards"] = draw(st.lists(st.sampled_from(["g1", "g2"]), min_size=1, max_size=2))
-        transitions.append(t)
-    return {"meta": {"machine_name": "gen"}, "states": states, "transitions": transitions}
+def machines(guards: bool) -> st.SearchStrategy[dict[str, Any]]:
+    return spec_machines(guards=["g1", "g2"] if guards else (), min_guards=1, max_transitions=14)
 
 
 def reference_edges(spec: dict[str, Any]) -> dict[str, list[tuple[str, int | None]]]:

@@ -21,9 +21,9 @@ from statewise import (
     StateMachine,
     TransitionResult,
 )
+from tests.strategies import TRIGGERS
+from tests.strategies import machines as spec_machines
 
-NAMES = [f"S{i}" for i in range(7)]
-TRIGGERS = ["t0", "t1", "t2", "t3"]
 GUARDS: list[Any] = [
     "g_true",
     "g_false",
@@ -78,50 +78,8 @@ def names(actions: list[Any]) -> list[str]:
     return [a if isinstance(a, str) else a["name"] for a in actions]
 
 
-@st.composite
-def machines(draw: st.DrawFn) -> dict[str, Any]:
-    n = draw(st.integers(1, len(NAMES)))
-    names = NAMES[:n]
-    acts = st.lists(st.sampled_from(ACTIONS), max_size=2)
-    states: list[dict[str, Any]] = []
-    for i, name in enumerate(names):
-        kind = "initial" if i == 0 else draw(st.sampled_from(["stable", "terminal", "error"]))
-        state: dict[str, Any] = {"name": name, "type": kind}
-        if draw(st.booleans()):
-            state["on_enter"] = draw(acts)
-        if draw(st.booleans()):
-            state["on_exit"] = draw(acts)
-        if kind != "terminal" and draw(st.booleans()):
-            state["timeout"] = {
-                "seconds": draw(st.floats(0.5, 100)),
-                "destination": draw(st.sampled_from(names)),
-            }
-        states.append(state)
-    live = [s["name"] for s in states if s["type"] != "terminal"]
-    transitions: list[dict[str, Any]] = []
-    for _ in range(draw(st.integers(0, 12))):
-        source: Any = draw(
-            st.one_of(
-                st.just("*"),
-                st.sampled_from(live),
-                st.lists(st.sampled_from(live), min_size=1, max_size=3, unique=True),
-            )
-        )
-        t: dict[str, Any] = {"trigger": draw(st.sampled_from(TRIGGERS)), "source": source}
-        if draw(st.integers(0, 4)):
-            t["dest"] = draw(st.sampled_from(names))
-        if draw(st.booleans()):
-            t["guards"] = draw(st.lists(st.sampled_from(GUARDS), max_size=2))
-        if not draw(st.integers(0, 3)):
-            t["when"] = draw(st.sampled_from(sorted(WHENS)))
-        if draw(st.booleans()):
-            t["actions"] = draw(acts)
-        transitions.append(t)
-    return {
-        "meta": {"machine_name": "gen", "strict_mode": draw(st.booleans())},
-        "states": states,
-        "transitions": transitions,
-    }
+def machines() -> st.SearchStrategy[dict[str, Any]]:
+    return spec_machines(guards=GUARDS, actions=ACTIONS, whens=sorted(WHENS))
 
 
 contexts = st.dictionaries(
