@@ -26,7 +26,7 @@ from statewise.runtime import (
     EntityNotFoundError,
     Runtime,
 )
-from statewise.runtime.store import OutboxRow, Store
+from statewise.runtime.store import OutboxRow, Received, Store
 
 SPEC: dict[str, Any] = {
     "meta": {"machine_name": "pay"},
@@ -223,7 +223,8 @@ def test_a_state_without_a_timeout_has_no_deadline(make: Callable[..., Runtime])
 
 @dataclass
 class DurabilitySpy:
-    """A store that records the ``durable`` flag of every transaction opened on it."""
+    """A store that records the ``durable`` flag of every transaction opened on it;
+    ``ack`` (a transaction of its own, never durable) is recorded as ``False``."""
 
     inner: Store
     flags: list[bool] = field(default_factory=list)
@@ -235,6 +236,10 @@ class DurabilitySpy:
     def transaction(self, *, durable: bool = True) -> Any:
         self.flags.append(durable)
         return self.inner.transaction(durable=durable)
+
+    def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
+        self.flags.append(False)
+        return self.inner.ack(row_id, owner, at)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -1053,14 +1058,22 @@ def test_a_version_check_that_fails_under_the_lock_is_a_concurrency_error(
     rt: Runtime, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt.create("p1")
-
-    def lost(*_args: Any, **_kwargs: Any) -> bool:
-        return False
-
     with store.transaction() as tx:
         cls = type(tx)
-    monkeypatch.setattr(cls, "update_entity", lost)
-    with pytest.raises(ConcurrencyError):
+    receive = cls.receive
+
+    def stale(self: Any, *args: Any) -> Received | None:
+        # What a store that does not really lock could hand over: an older version.
+        got = receive(self, *args)
+        assert got is not None
+        return replace(got, entity=replace(got.entity, version=got.entity.version - 1))
+
+    monkeypatch.setattr(cls, "receive", stale)
+    with pytest.raises(ConcurrencyError) as caught:
         rt.send("p1", Event("note", id="n-1"))
+    assert (caught.value.entity_id, caught.value.expected_version) == ("p1", 0)
     monkeypatch.undo()
     assert (rt.history("p1"), rt.get("p1").version) == ([], 1)
+    with store.transaction() as tx:
+        got = tx.receive("pay", "p1", "n-1", "timeout")
+    assert got is not None and got.inbox is None  # no inbox row was kept either

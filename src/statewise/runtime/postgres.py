@@ -58,14 +58,16 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from statewise.runtime.errors import RuntimeStoreError
+from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError
 from statewise.runtime.migrations import VERSION_TABLE, Migration, apply, check_version
 from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
+    EventWrite,
     HistoryRow,
     InboxRow,
     OutboxRow,
+    Received,
     TimerRow,
     WorkerRow,
     entity_bucket,
@@ -233,18 +235,12 @@ class PostgresStore:
         ``durable=False`` runs it with ``SET LOCAL synchronous_commit = off``: the
         commit returns before its WAL record is flushed (the WAL writer flushes it
         within ``wal_writer_delay``; a server crash before that undoes it whole)."""
-        if self._closed:
-            raise RuntimeStoreError(f"the store {_masked(self.url)} is closed")
+        self._check_open()
         if getattr(self._local, "active", False):
             raise RuntimeStoreError(
                 f"{_masked(self.url)}: a transaction is already open on this thread; "
                 "transaction() is not reentrant"
             )
-        if not self._checked:
-            check_version(
-                self.schema_version(), known=SCHEMA_VERSION, url=_masked(self.url), migrate=False
-            )
-            self._checked = True
         self._local.active = True
         try:
             with self._pool.connection() as conn:
@@ -262,6 +258,27 @@ class PostgresStore:
                     tx.end()
         finally:
             self._local.active = False
+
+    def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
+        """One statement in autocommit mode: its own transaction, one round trip. It
+        sets ``synchronous_commit = off`` for that transaction alone (``set_config``
+        with ``is_local``, evaluated once before any row is read)."""
+        self._check_open()
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                _ACK + " AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'",
+                (None if at is None else _aware(at, "at"), row_id, owner),
+            )
+        return cur.rowcount == 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeStoreError(f"the store {_masked(self.url)} is closed")
+        if not self._checked:
+            check_version(
+                self.schema_version(), known=SCHEMA_VERSION, url=_masked(self.url), migrate=False
+            )
+            self._checked = True
 
     def schema_version(self) -> int:
         with self._pool.connection() as conn:
@@ -433,6 +450,16 @@ class PostgresTx:
                 conn.execute(statement)
             return conn.execute(query, params)
 
+    def _pipelined(self, *statements: tuple[Any, Sequence[Any]]) -> list[_Cursor]:
+        """Run ``statements`` (and BEGIN, if still to send) in one round trip; each runs
+        after the one before it has finished, so each sees what those did."""
+        conn = self._db()
+        begin, self._begin = self._begin or (), None
+        with conn.pipeline():
+            for statement in begin:
+                conn.execute(statement)
+            return [conn.execute(query, params) for query, params in statements]
+
     def _db(self) -> _Conn:
         if self._conn is None:
             raise RuntimeStoreError("this transaction has ended; open a new one")
@@ -458,6 +485,66 @@ class PostgresTx:
             assert row is not None
             self._now = _utc(row["now"])
         return self._now
+
+    # -- the event path ----------------------------------------------------------------
+
+    def receive(self, machine: str, entity_id: str, key: str | None, timer: str) -> Received | None:
+        # Two statements, one round trip. The second starts once the first holds the
+        # lock, so its snapshot (READ COMMITTED: taken per statement) sees every event
+        # the previous holder committed; one statement would read inbox and timer rows
+        # from a snapshot taken before the wait.
+        locked, found = self._pipelined(
+            (
+                f"SELECT {_ENTITY}, now() AS tx_now FROM entities"
+                " WHERE machine = %s AND entity_id = %s FOR UPDATE",
+                (machine, entity_id),
+            ),
+            (_RECEIVE, (machine, entity_id, key, timer)),
+        )
+        row = locked.fetchone()
+        if row is None:
+            return None
+        if self._now is None:
+            self._now = _utc(row["tx_now"])
+        got = found.fetchone()
+        assert got is not None  # one row, whatever matched
+        inbox = None
+        if got["i_id"] is not None:
+            inbox = InboxRow(
+                id=got["i_id"],
+                machine=machine,
+                entity_id=entity_id,
+                key=str(key),
+                event=got["i_event"],
+                received_at=_utc(got["i_received_at"]),
+                result=got["i_result"],
+            )
+        armed = None
+        if got["t_generation"] is not None:
+            armed = TimerRow(machine, entity_id, timer, _utc(got["t_due_at"]), got["t_generation"])
+        return Received(_entity(row), self._now, inbox, bool(got["backlog"]), armed)
+
+    def write_event(self, write: EventWrite) -> list[int]:
+        query, params = _event_statement(write)
+        try:
+            rows = self._exec(query, params).fetchall()
+        except psycopg.errors.NotNullViolation as exc:
+            # The statement chains its checks into NOT NULL columns (see
+            # _event_statement): which column says which check failed.
+            h = write.history
+            if exc.diag.column_name == "version":
+                raise ConcurrencyError(h.machine, h.entity_id, h.version - 1) from None
+            if exc.diag.column_name == "event":
+                raise RuntimeStoreError(
+                    f"inbox row {write.inbox_id} is unknown or already processed"
+                ) from None
+            raise
+        if write.inbox_id is not None:
+            self._pending_inbox.discard(write.inbox_id)
+        if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
+            self._wake = True
+        by_key = {r["key"]: r["id"] for r in rows if r["key"] is not None}
+        return [by_key[r.key] for r in write.outbox]
 
     # -- entities ----------------------------------------------------------------------
 
@@ -642,22 +729,7 @@ class PostgresTx:
     def outbox_add(self, rows: Sequence[OutboxRow]) -> list[int]:
         if not rows:
             return []
-        params = [
-            (
-                r.key,
-                r.machine,
-                r.entity_id,
-                _json(r.action),
-                _json(r.context),
-                r.status,
-                r.attempts,
-                _aware(r.next_attempt_at, "next_attempt_at"),
-                r.lease_owner,
-                None if r.lease_until is None else _aware(r.lease_until, "lease_until"),
-                r.last_error,
-            )
-            for r in rows
-        ]
+        params = [_outbox_params(r) for r in rows]
         # One statement for all the rows (executemany would run a pipeline, slower for
         # the one or two rows an event writes); ids are matched back by the unique key.
         # Chunks keep a statement under PostgreSQL's 65,535 parameters.
@@ -714,15 +786,7 @@ class PostgresTx:
         # Without ``now``: the transaction's now() in the statement itself, the value
         # Tx.now() would have fetched, without a round trip to fetch it first.
         at = self._now if now is None else _aware(now, "now")
-        return (
-            self._count(
-                "UPDATE outbox SET status = 'done', done_at = coalesce(%s::timestamptz, now()),"
-                " lease_owner = NULL, lease_until = NULL"
-                " WHERE id = %s AND status = 'pending' AND lease_owner = %s",
-                (at, row_id, owner),
-            )
-            == 1
-        )
+        return self._count(_ACK, (at, row_id, owner)) == 1
 
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
@@ -832,6 +896,111 @@ class PostgresTx:
         ]
 
 
+# -- the event path's statements -------------------------------------------------------
+
+_ACK = (
+    "UPDATE outbox SET status = 'done', done_at = coalesce(%s::timestamptz, now()),"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE id = %s AND status = 'pending' AND lease_owner = %s"
+)
+
+# One row whatever matches: the inbox row under the key (if any), whether older events
+# wait, and the timer.
+_RECEIVE = (
+    "SELECT i.id AS i_id, i.event AS i_event, i.received_at AS i_received_at,"
+    " i.result AS i_result,"
+    " EXISTS (SELECT 1 FROM inbox p WHERE p.machine = k.machine AND p.entity_id = k.entity_id"
+    " AND p.result IS NULL AND (i.id IS NULL OR p.id < i.id)) AS backlog,"
+    " t.due_at AS t_due_at, t.generation AS t_generation"
+    ' FROM (SELECT %s::text COLLATE "C" AS machine, %s::text COLLATE "C" AS entity_id) k'
+    " LEFT JOIN inbox i ON i.machine = k.machine AND i.entity_id = k.entity_id AND i.key = %s"
+    " LEFT JOIN timers t ON t.machine = k.machine AND t.entity_id = k.entity_id"
+    " AND t.name = %s"
+)
+
+
+def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
+    """One statement for all of ``write``: data-modifying CTEs, one round trip.
+
+    The checks fail the statement, so that nothing of it can commit: the history row
+    takes its ``version`` from the entity's UPDATE (an applied event) and its
+    ``event`` from the inbox row's INSERT or UPDATE, both NOT NULL; an UPDATE that
+    matched nothing (a version moved on, an inbox row already processed) leaves NULL
+    there, and the NOT NULL violation names the column. Rows: the outbox rows' ids
+    and keys (none: one row of NULLs)."""
+    h = write.history
+    ctes: list[str] = []
+    params: list[Any] = []
+    version = "%s::bigint"
+    if write.applied:
+        ctes.append(
+            "e AS (UPDATE entities SET state = %s, version = %s,"
+            " entered_at = coalesce(%s::timestamptz, entered_at)"
+            " WHERE machine = %s AND entity_id = %s AND version = %s RETURNING version)"
+        )
+        entered = None if write.entered_at is None else _aware(write.entered_at, "entered_at")
+        params += [h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1]
+        version = "(SELECT version FROM e)"
+    if write.inbox_id is None:
+        if write.received_at is None:
+            raise ValueError("an EventWrite without inbox_id needs received_at")
+        ctes.append(
+            "i AS (INSERT INTO inbox (machine, entity_id, key, event, received_at, result)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING event)"
+        )
+        params += [
+            h.machine,
+            h.entity_id,
+            write.key,
+            _json(h.event),
+            _aware(write.received_at, "received_at"),
+            _json(write.result),
+        ]
+    else:
+        ctes.append(
+            "i AS (UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL RETURNING event)"
+        )
+        params += [_json(write.result), write.inbox_id]
+    ctes.append(
+        f"h AS (INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
+        " (SELECT coalesce(max(seq), 0) + 1 FROM history WHERE machine = %s AND entity_id = %s),"
+        f" {version}, (SELECT event FROM i), %s, %s, %s, %s, %s, %s))"
+    )
+    params += [h.machine, h.entity_id, h.machine, h.entity_id]
+    if not write.applied:
+        params.append(h.version)
+    params += [
+        h.from_state,
+        h.to_state,
+        h.success,
+        h.error,
+        _json(list(h.actions)),
+        _aware(h.at, "at"),
+    ]
+    if write.timer_set is not None:
+        t = write.timer_set
+        ctes.append(
+            f"t AS (INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (machine, entity_id, name)"
+            " DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation)"
+        )
+        params += [t.machine, t.entity_id, t.name, _aware(t.due_at, "due_at"), t.generation]
+    if write.timer_cancel is not None:
+        ctes.append("c AS (DELETE FROM timers WHERE machine = %s AND entity_id = %s AND name = %s)")
+        params += [h.machine, h.entity_id, write.timer_cancel]
+    tail = "SELECT NULL::bigint AS id, NULL::text AS key"
+    if write.outbox:
+        ctes.append(
+            "o AS (INSERT INTO outbox (key, machine, entity_id, action, context, status,"
+            " attempts, next_attempt_at, lease_owner, lease_until, last_error) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(write.outbox))
+            + " RETURNING id, key)"
+        )
+        params += [value for row in write.outbox for value in _outbox_params(row)]
+        tail = "SELECT id, key FROM o"
+    return "WITH " + ", ".join(ctes) + " " + tail, params
+
+
 # -- rows --------------------------------------------------------------------------------
 
 
@@ -853,6 +1022,22 @@ def _aware(value: datetime, name: str) -> datetime:
 def _utc(value: datetime) -> datetime:
     # The session is in UTC already; psycopg's tzinfo for it is ZoneInfo("UTC").
     return value.astimezone(UTC)
+
+
+def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
+    return (
+        r.key,
+        r.machine,
+        r.entity_id,
+        _json(r.action),
+        _json(r.context),
+        r.status,
+        r.attempts,
+        _aware(r.next_attempt_at, "next_attempt_at"),
+        r.lease_owner,
+        None if r.lease_until is None else _aware(r.lease_until, "lease_until"),
+        r.last_error,
+    )
 
 
 def _entity(r: DictRow) -> EntityRow:

@@ -87,12 +87,14 @@ from statewise.model.definition import ERROR_TRIGGER, TIMEOUT_TRIGGER, ActionCal
 from statewise.model.event import Event
 from statewise.model.frozen import FrozenDict, deep_freeze, thaw
 from statewise.model.result import Decision, TransitionResult, make_result
-from statewise.runtime.errors import ConcurrencyError, EntityExistsError, EntityNotFoundError
+from statewise.runtime.errors import EntityExistsError, EntityNotFoundError
 from statewise.runtime.store import (
     EntityRow,
+    EventWrite,
     HistoryRow,
     InboxRow,
     OutboxRow,
+    Received,
     Store,
     TimerRow,
     Tx,
@@ -306,16 +308,25 @@ class Runtime:
         """
         ev, key = _event_and_key(event, idempotency_key)
         with self._store.transaction() as tx:
-            # Lock first: a store may read its clock along with the row (one round trip).
-            entity = self._lock(tx, entity_id)
-            now = self._now(tx)
-            row, added, backlog = tx.inbox_receive(self.name, entity_id, key, ev.to_dict(), now)
-            if not added and row.result is not None:
-                return TransitionResult.from_dict(row.result)
-            first = None if backlog else row  # the entity's only pending event: no lookup
-            results, leased = self._drain(tx, entity, now, until=row.id, first=first)
+            got = self._receive(tx, entity_id, key)
+            now = self._now(tx, got.now)
+            row = got.inbox
+            if row is not None and row.result is not None:
+                return TransitionResult.from_dict(row.result)  # a redelivery
+            if row is None and not got.backlog:
+                # Nothing queued before it: applied at once, its inbox row written
+                # already processed (one write instead of an insert and an update).
+                _, _, result, leased = self._apply(tx, got.entity, ev, now, got.timer, key=key)
+            else:
+                if row is None:
+                    row, _ = tx.inbox_add(self.name, entity_id, key, ev.to_dict(), now)
+                first = None if got.backlog else row  # the entity's only pending event
+                results, leased = self._drain(
+                    tx, got.entity, now, got.timer, until=row.id, first=first
+                )
+                result = results[row.id]
         self._run(leased)
-        return results[row.id]
+        return result
 
     def enqueue(
         self, entity_id: str, event: str | Event, *, idempotency_key: str | None = None
@@ -345,9 +356,11 @@ class Runtime:
                 break
             try:
                 with self._store.transaction() as tx:
-                    entity = self._lock(tx, entity_id)
-                    now = self._now(tx)
-                    results, leased = self._drain(tx, entity, now, limit=limit - done)
+                    got = self._receive(tx, entity_id, None)
+                    now = self._now(tx, got.now)
+                    results, leased = self._drain(
+                        tx, got.entity, now, got.timer, limit=limit - done
+                    )
             except Exception:
                 log.exception("%s: entity %r: applying its events failed", self.name, entity_id)
                 continue
@@ -389,25 +402,22 @@ class Runtime:
 
     def _fire(self, timer: TimerRow) -> tuple[bool, list[OutboxRow]]:
         with self._store.transaction() as tx:
-            entity = tx.lock_entity(self.name, timer.entity_id)
-            now = self._now(tx)
-            current = tx.timer_get(self.name, timer.entity_id, timer.name)
-            if (
-                entity is None
-                or current is None
-                or current.generation != timer.generation
-                or current.due_at > now
-            ):
+            got = tx.receive(self.name, timer.entity_id, None, timer.name)
+            if got is None:
+                return False, []
+            now = self._now(tx, got.now)
+            current = got.timer
+            if current is None or current.generation != timer.generation or current.due_at > now:
                 return False, []  # re-armed or cancelled since we looked: not due any more
             key = _timer_key(timer.name, timer.generation)
             event = Event(TIMEOUT_TRIGGER, id=key)
-            row, added = tx.inbox_add(self.name, entity.entity_id, key, event.to_dict(), now)
+            row, added = tx.inbox_add(self.name, timer.entity_id, key, event.to_dict(), now)
             if row.result is not None:
                 # Fired and applied already, yet still armed: its firing must have been
                 # recorded without the cancel. Drop it, or it would be due for ever.
-                tx.timer_cancel(self.name, entity.entity_id, timer.name)
+                tx.timer_cancel(self.name, timer.entity_id, timer.name)
                 return False, []
-            _, leased = self._drain(tx, entity, now, until=row.id)
+            _, leased = self._drain(tx, got.entity, now, current, until=row.id)
         return added, leased
 
     def release(self) -> int:
@@ -501,6 +511,7 @@ class Runtime:
         tx: Tx,
         entity: EntityRow,
         now: datetime,
+        armed: TimerRow | None,
         *,
         until: int | None = None,
         limit: int | None = None,
@@ -508,8 +519,9 @@ class Runtime:
     ) -> tuple[dict[int, TransitionResult], list[OutboxRow]]:
         """Apply the locked entity's unprocessed events oldest first, up to and including
         inbox row ``until`` (or ``limit`` of them, or all); their results by inbox id,
-        and the outbox rows written, leased to us. ``first``, when given, is known to
-        be the oldest unprocessed event (it is not looked up)."""
+        and the outbox rows written, leased to us. ``armed`` is the entity's timer as
+        the transaction found it; ``first``, when given, is known to be the oldest
+        unprocessed event (it is not looked up)."""
         results: dict[int, TransitionResult] = {}
         leased: list[OutboxRow] = []
         while limit is None or len(results) < limit:
@@ -519,7 +531,10 @@ class Runtime:
             first = None
             if row is None:
                 break
-            entity, result, rows = self._apply(tx, entity, row, now)
+            event = Event.from_dict(row.event)
+            entity, armed, result, rows = self._apply(
+                tx, entity, event, now, armed, key=row.key, inbox_id=row.id
+            )
             results[row.id] = result
             leased += rows
             if row.id == until:
@@ -527,18 +542,27 @@ class Runtime:
         return results, leased
 
     def _apply(
-        self, tx: Tx, entity: EntityRow, row: InboxRow, now: datetime
-    ) -> tuple[EntityRow, TransitionResult, list[OutboxRow]]:
-        event = Event.from_dict(row.event)
+        self,
+        tx: Tx,
+        entity: EntityRow,
+        event: Event,
+        now: datetime,
+        armed: TimerRow | None,
+        *,
+        key: str,
+        inbox_id: int | None = None,
+    ) -> tuple[EntityRow, TimerRow | None, TransitionResult, list[OutboxRow]]:
+        """Decide one event of the locked entity and write all it changes in one
+        ``write_event``: from the unprocessed inbox row ``inbox_id``, or (``None``) as
+        a new inbox row under ``key``. The entity and its timer afterwards, the result,
+        and the outbox rows written (leased to us)."""
         kind = _event_kind(event)
-        armed: int | None = None
-        if kind == "timer":
-            timer = tx.timer_get(self.name, entity.entity_id, TIMER)
-            armed = None if timer is None else timer.generation
-        result, note = self._decide(kind, entity.state, event, entity.context, armed)
-        tx.inbox_done(row.id, result.to_dict())
+        generation = None if armed is None else armed.generation
+        result, note = self._decide(kind, entity.state, event, entity.context, generation)
         applied = result.success and not result.ignored
         after = entity
+        timer_set: TimerRow | None = None
+        timer_cancel: str | None = None
         if applied:
             after = EntityRow(
                 self.name,
@@ -548,21 +572,35 @@ class Runtime:
                 entity.version + 1,
                 now if result.entered else entity.entered_at,
             )
-            self._update(tx, after, entity.version)
-        self._history_add(tx, after, event, result, note, now)
-        if kind == "timer" and not applied and armed == _generation(row.key):
+            if result.entered:
+                if result.timeout is not None:
+                    due = now + timedelta(seconds=result.timeout.seconds)
+                    armed = timer_set = TimerRow(
+                        self.name, entity.entity_id, TIMER, due, after.version
+                    )
+                elif armed is not None:
+                    armed, timer_cancel = None, TIMER
+        elif kind == "timer" and generation == _generation(key):
             # Fired for the state it was armed in, which has no timeout any more (the
             # spec changed): drop it, or it would stay due for ever.
-            tx.timer_cancel(self.name, entity.entity_id, TIMER)
-        if not applied:
-            return after, result, []
-        if result.entered:
-            if result.timeout is not None:
-                due = now + timedelta(seconds=result.timeout.seconds)
-                tx.timer_set(TimerRow(self.name, entity.entity_id, TIMER, due, after.version))
-            else:
-                tx.timer_cancel(self.name, entity.entity_id, TIMER)
-        return after, result, self._outbox(tx, after, result, now)
+            armed, timer_cancel = None, TIMER
+        outbox = self._outbox(after, result, now) if applied else []
+        ids = tx.write_event(
+            EventWrite(
+                history=self._history_row(after, event, result, note, now),
+                result=result.to_dict(),
+                inbox_id=inbox_id,
+                key=key,
+                received_at=now,
+                applied=applied,
+                entered_at=now if applied and result.entered else None,
+                outbox=outbox,
+                timer_set=timer_set,
+                timer_cancel=timer_cancel,
+            )
+        )
+        leased = [replace(row, id=row_id) for row, row_id in zip(outbox, ids, strict=True)]
+        return after, armed, result, leased
 
     def _decide(
         self,
@@ -598,15 +636,16 @@ class Runtime:
         return machine.process(state, event, context), None
 
     def _outbox(
-        self, tx: Tx, entity: EntityRow, result: TransitionResult, now: datetime
+        self, entity: EntityRow, result: TransitionResult, now: datetime
     ) -> list[OutboxRow]:
-        """Insert the result's actions, leased to us so the first attempt is ours."""
+        """The result's actions as outbox rows (ids to come), leased to us so that the
+        first attempt is ours."""
         if not result.all_actions:
             return []
         # What the action reads later, without the event: the context over the payload.
         context = {**thaw(result.event.payload), **entity.context}
         prefix = f"{self.name}:{entity.entity_id}:{entity.version}"
-        rows = [
+        return [
             OutboxRow(
                 id=0,
                 key=f"{prefix}:{seq}",
@@ -623,34 +662,29 @@ class Runtime:
             )
             for seq, call in enumerate(result.all_actions)
         ]
-        ids = tx.outbox_add(rows)
-        return [replace(row, id=row_id) for row, row_id in zip(rows, ids, strict=True)]
 
-    def _history_add(
+    def _history_row(
         self,
-        tx: Tx,
         after: EntityRow,
         event: Event,
         result: TransitionResult,
         note: str | None,
         now: datetime,
-    ) -> None:
+    ) -> HistoryRow:
         applied = result.success and not result.ignored
         error = result.error
-        tx.history_add(
-            HistoryRow(
-                machine=self.name,
-                entity_id=after.entity_id,
-                seq=0,  # the next one, numbered by the store in the insert
-                version=after.version,
-                event=event.to_dict(),
-                from_state=result.source_state,
-                to_state=result.target_state if applied else result.source_state,
-                success=result.success,
-                error=note if error is None else str(error),
-                actions=list(result.action_names) if applied else [],
-                at=now,
-            )
+        return HistoryRow(
+            machine=self.name,
+            entity_id=after.entity_id,
+            seq=0,  # the next one, numbered by the store in the insert
+            version=after.version,
+            event=event.to_dict(),
+            from_state=result.source_state,
+            to_state=result.target_state if applied else result.source_state,
+            success=result.success,
+            error=note if error is None else str(error),
+            actions=list(result.action_names) if applied else [],
+            at=now,
         )
 
     def _lock(self, tx: Tx, entity_id: str) -> EntityRow:
@@ -659,16 +693,18 @@ class Runtime:
             raise EntityNotFoundError(self.name, entity_id)
         return entity
 
-    def _update(self, tx: Tx, row: EntityRow, expected_version: int) -> None:
-        # The row is locked: a failed version check means a writer that does not lock.
-        if not tx.update_entity(row, expected_version=expected_version):
-            raise ConcurrencyError(self.name, row.entity_id, expected_version)
+    def _receive(self, tx: Tx, entity_id: str, key: str | None) -> Received:
+        got = tx.receive(self.name, entity_id, key, TIMER)
+        if got is None:
+            raise EntityNotFoundError(self.name, entity_id)
+        return got
 
-    def _now(self, tx: Tx) -> datetime:
-        now = tx.now() if self._clock is None else self._clock()
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError(f"the clock gave a naive datetime {now!r}: it must be aware")
-        return now
+    def _now(self, tx: Tx, store_now: datetime | None = None) -> datetime:
+        """The clock's time, else ``store_now`` when the store read it already, else
+        the transaction's; always aware."""
+        if self._clock is not None:
+            return _aware(self._clock())
+        return _aware(tx.now() if store_now is None else store_now)
 
     def _info(self, row: EntityRow, deadlines: Mapping[str, datetime]) -> EntityInfo:
         return EntityInfo(
@@ -699,9 +735,8 @@ class Runtime:
         if error is None:
             # A lost ack only makes the action run again, which at least once allows:
             # no wait for the disk. Without a clock of our own, the store's (no read).
-            with self._store.transaction(durable=False) as tx:
-                at = None if self._clock is None else self._now(tx)
-                acked = tx.outbox_ack(row.id, self._worker_id, at)
+            at = None if self._clock is None else _aware(self._clock())
+            acked = self._store.ack(row.id, self._worker_id, at)
             if not acked:
                 log.info("%s: %s ran, but its lease was taken over: not acked", self.name, row.key)
             return
@@ -724,16 +759,16 @@ class Runtime:
                 return
             fallback = self._machine.definition.error_policy.default_fallback is not None
             # The entity first, as everywhere: one lock order, no deadlock.
-            entity = tx.lock_entity(self.name, row.entity_id) if fallback else None
+            got = tx.receive(self.name, row.entity_id, None, TIMER) if fallback else None
             if not tx.outbox_dead(row.id, self._worker_id, attempts=attempts, error=text):
                 return
             log.warning("%s: action %s (%s) is dead: %s", self.name, row.key, call.name, text)
-            if entity is not None:
+            if got is not None:
                 key = row.key + _FALLBACK_SUFFIX
                 payload = {"error": str(error), "error_type": type(error).__name__}
                 event = Event(ERROR_TRIGGER, payload, key)
                 inbox, _ = tx.inbox_add(self.name, row.entity_id, key, event.to_dict(), now)
-                _, leased = self._drain(tx, entity, now, until=inbox.id)
+                _, leased = self._drain(tx, got.entity, now, got.timer, until=inbox.id)
         self._run(leased)
 
     def _call(self, call: ActionCall, row: OutboxRow) -> Exception | None:
@@ -770,6 +805,12 @@ def _event_kind(event: Event) -> Kind:
     if event.trigger == ERROR_TRIGGER and (event.id or "").endswith(_FALLBACK_SUFFIX):
         return "fallback"
     return "event"
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"the clock gave a naive datetime {now!r}: it must be aware")
+    return now
 
 
 def _generation(key: str) -> int:

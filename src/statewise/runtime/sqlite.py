@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
-from statewise.runtime.errors import RuntimeStoreError
+from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError
 from statewise.runtime.migrations import (
     VERSION_TABLE,
     Migration,
@@ -48,9 +48,11 @@ from statewise.runtime.migrations import (
 from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
+    EventWrite,
     HistoryRow,
     InboxRow,
     OutboxRow,
+    Received,
     TimerRow,
     WorkerRow,
     entity_bucket,
@@ -341,10 +343,7 @@ class SQLiteStore:
         fsync. The next FULL commit's fsync of the WAL covers these frames too, and a
         power cut before it loses them whole (WAL frames are checksummed)."""
         conn = self._connection()
-        if not self._schema_checked:
-            found = SQLiteMigrationTarget(conn).current_version()
-            check_version(found, known=SCHEMA_VERSION, url=self.url, migrate=False)
-            self._schema_checked = True
+        self._check_schema(conn)
         relax = not durable and self.synchronous != "NORMAL"
         if relax:
             # Set outside the transaction: the pager reads it when the commit syncs.
@@ -359,6 +358,33 @@ class SQLiteStore:
         finally:
             if relax:
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+
+    def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
+        """One UPDATE in autocommit mode, with ``synchronous = NORMAL``: a single write
+        statement takes the write lock when it starts (waiting ``busy_timeout`` like
+        BEGIN IMMEDIATE), so it needs no transaction around it."""
+        conn = self._connection()
+        self._check_schema(conn)
+        if conn.in_transaction:
+            raise RuntimeStoreError(
+                f"{self.url}: a transaction is open on this thread; ack() runs its own"
+            )
+        done_at = _to_us(datetime.now(UTC) if at is None else at)
+        relax = self.synchronous != "NORMAL"
+        if relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            cur = _busy_retry(self.url, "ack", lambda: conn.execute(_ACK, (done_at, row_id, owner)))
+        finally:
+            if relax:
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return cur.rowcount == 1
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        if not self._schema_checked:
+            found = SQLiteMigrationTarget(conn).current_version()
+            check_version(found, known=SCHEMA_VERSION, url=self.url, migrate=False)
+            self._schema_checked = True
 
     def schema_version(self) -> int:
         """The version the file is at (0: no statewise schema yet)."""
@@ -500,6 +526,71 @@ class SQLiteTx:
         """When this transaction took the write lock (fixed for the transaction)."""
         return self._now
 
+    # -- the event path
+
+    def receive(self, machine: str, entity_id: str, key: str | None, timer: str) -> Received | None:
+        # BEGIN IMMEDIATE holds the write lock already: one statement reads it all.
+        found = self._db().execute(_RECEIVE, (key, timer, machine, entity_id)).fetchone()
+        if found is None:
+            return None
+        entity = _entity_row(found)
+        inbox = None
+        if found["i_id"] is not None:
+            result = found["i_result"]
+            inbox = InboxRow(
+                id=found["i_id"],
+                machine=machine,
+                entity_id=entity_id,
+                key=str(key),
+                event=json.loads(found["i_event"]),
+                received_at=_from_us(found["i_received_at"]),
+                result=None if result is None else json.loads(result),
+            )
+        armed = None
+        if found["t_generation"] is not None:
+            armed = TimerRow(
+                machine, entity_id, timer, _from_us(found["t_due_at"]), found["t_generation"]
+            )
+        return Received(entity, self._now, inbox, bool(found["backlog"]), armed)
+
+    def write_event(self, write: EventWrite) -> list[int]:
+        db = self._db()
+        h = write.history
+        if write.applied:
+            entered = None if write.entered_at is None else _to_us(write.entered_at)
+            cur = db.execute(
+                """UPDATE entities SET state = ?, version = ?, entered_at = COALESCE(?, entered_at)
+                   WHERE machine = ? AND entity_id = ? AND version = ?""",
+                (h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1),
+            )
+            if cur.rowcount != 1:
+                raise ConcurrencyError(h.machine, h.entity_id, h.version - 1)
+        event = _dumps(h.event)
+        if write.inbox_id is None:
+            if write.received_at is None:
+                raise ValueError("an EventWrite without inbox_id needs received_at")
+            db.execute(
+                """INSERT INTO inbox (machine, entity_id, key, event, received_at, result)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (
+                    h.machine,
+                    h.entity_id,
+                    write.key,
+                    event,
+                    _to_us(write.received_at),
+                    _dumps(write.result),
+                ),
+            )
+        else:
+            self.inbox_done(write.inbox_id, write.result)
+        self._history_insert(h, event)
+        ids = self.outbox_add(write.outbox) if write.outbox else []
+        if write.timer_set is not None:
+            self.timer_set(write.timer_set)
+        if write.timer_cancel is not None:
+            self.timer_cancel(h.machine, h.entity_id, write.timer_cancel)
+        return ids
+
     # -- entities
 
     def insert_entity(self, row: EntityRow) -> bool:
@@ -549,16 +640,7 @@ class SQLiteTx:
             )
             .fetchone()
         )
-        if found is None:
-            return None
-        return EntityRow(
-            machine=found["machine"],
-            entity_id=found["entity_id"],
-            state=found["state"],
-            context=json.loads(found["context"]),
-            version=found["version"],
-            entered_at=_from_us(found["entered_at"]),
-        )
+        return None if found is None else _entity_row(found)
 
     # -- inbox
 
@@ -622,6 +704,9 @@ class SQLiteTx:
     # -- history
 
     def history_add(self, row: HistoryRow) -> None:
+        self._history_insert(row, _dumps(row.event))
+
+    def _history_insert(self, row: HistoryRow, event: str) -> None:
         self._db().execute(
             """INSERT INTO history (machine, entity_id, seq, version, event, from_state,
                to_state, success, error, actions, at)
@@ -634,7 +719,7 @@ class SQLiteTx:
                 row.machine,
                 row.entity_id,
                 row.version,
-                _dumps(row.event),
+                event,
                 row.from_state,
                 row.to_state,
                 int(row.success),
@@ -743,12 +828,7 @@ class SQLiteTx:
         return [replace(r, lease_owner=owner, lease_until=until) for r in found]
 
     def outbox_ack(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
-        cur = self._db().execute(
-            """UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL,
-               done_at = ?
-               WHERE id = ? AND status = 'pending' AND lease_owner = ?""",
-            (_to_us(self._now if now is None else now), row_id, owner),
-        )
+        cur = self._db().execute(_ACK, (_to_us(self._now if now is None else now), row_id, owner))
         return cur.rowcount == 1
 
     def outbox_retry(
@@ -852,6 +932,31 @@ class SQLiteTx:
             )
             for r in rows
         ]
+
+
+_RECEIVE = """SELECT e.*, i.id AS i_id, i.event AS i_event, i.received_at AS i_received_at,
+    i.result AS i_result,
+    EXISTS (SELECT 1 FROM inbox p WHERE p.machine = e.machine AND p.entity_id = e.entity_id
+        AND p.result IS NULL AND (i.id IS NULL OR p.id < i.id)) AS backlog,
+    t.due_at AS t_due_at, t.generation AS t_generation
+    FROM entities e
+    LEFT JOIN inbox i ON i.machine = e.machine AND i.entity_id = e.entity_id AND i.key = ?
+    LEFT JOIN timers t ON t.machine = e.machine AND t.entity_id = e.entity_id AND t.name = ?
+    WHERE e.machine = ? AND e.entity_id = ?"""
+
+_ACK = """UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL, done_at = ?
+    WHERE id = ? AND status = 'pending' AND lease_owner = ?"""
+
+
+def _entity_row(r: sqlite3.Row) -> EntityRow:
+    return EntityRow(
+        machine=r["machine"],
+        entity_id=r["entity_id"],
+        state=r["state"],
+        context=json.loads(r["context"]),
+        version=r["version"],
+        entered_at=_from_us(r["entered_at"]),
+    )
 
 
 def _inbox_row(r: sqlite3.Row) -> InboxRow:

@@ -41,9 +41,11 @@ __all__ = [
     "BUCKETS",
     "SCHEMA_VERSION",
     "EntityRow",
+    "EventWrite",
     "HistoryRow",
     "InboxRow",
     "OutboxRow",
+    "Received",
     "Store",
     "TimerRow",
     "Tx",
@@ -137,12 +139,71 @@ class WorkerRow:
     heartbeat_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :meth:`Tx.receive` read along with the entity's lock, in one round trip.
+
+    ``now``: the transaction's clock (:meth:`Tx.now`). ``inbox``: the row already
+    under the key asked for, if any (a redelivery, or an event enqueued earlier).
+    ``backlog``: the entity has unprocessed events older than that row (no row: any
+    unprocessed event at all). ``timer``: the entity's timer of the name asked for."""
+
+    entity: EntityRow
+    now: datetime
+    inbox: InboxRow | None
+    backlog: bool
+    timer: TimerRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventWrite:
+    """Everything one processed event writes, for :meth:`Tx.write_event` to apply at
+    once: its inbox row's result, its history row and, when it applied, the entity's
+    new state, its outbox rows and its timer change.
+
+    ``inbox_id``: the unprocessed inbox row the event came from; ``None``: the event
+    was never queued (the entity had no backlog), so its inbox row is inserted now,
+    already processed, under ``key`` with ``received_at``. ``applied``: the entity
+    moves to ``history.to_state`` at ``history.version``, provided its stored version
+    is still ``history.version - 1``; ``entered_at`` is when it entered that state
+    (``None``: unchanged, an internal transition). The context is not written: it is
+    set once, at creation. ``timer_set`` arms (or re-arms) a timer; ``timer_cancel``
+    names one to delete."""
+
+    history: HistoryRow
+    result: dict[str, Any]
+    inbox_id: int | None = None
+    key: str = ""
+    received_at: datetime | None = None
+    applied: bool = False
+    entered_at: datetime | None = None
+    outbox: Sequence[OutboxRow] = ()
+    timer_set: TimerRow | None = None
+    timer_cancel: str | None = None
+
+
 class Tx(Protocol):
     """One database transaction. Every method may raise the driver's errors."""
 
     def now(self) -> datetime:
         """The store's clock, fixed for the whole transaction (PostgreSQL: the
         transaction's ``now()``; SQLite: the time the write lock was taken)."""
+        ...
+
+    # the event path: everything one event needs, in as few round trips as the store can
+    def receive(self, machine: str, entity_id: str, key: str | None, timer: str) -> Received | None:
+        """Lock the entity (as :meth:`lock_entity`) and read, after the lock is held,
+        what deciding an event keyed ``key`` needs (see :class:`Received`); ``None``
+        (nothing locked) when there is no such entity. ``key=None``: no inbox row is
+        looked up."""
+        ...
+
+    def write_event(self, write: EventWrite) -> list[int]:
+        """Apply ``write`` (see :class:`EventWrite`); the outbox rows' ids, in order.
+        Raises ``ConcurrencyError`` when an applied event finds the entity's version
+        other than ``history.version - 1``, and ``RuntimeStoreError`` when ``inbox_id`` names no
+        unprocessed row: in both cases nothing may be committed (the store either
+        writes nothing or leaves the transaction unable to commit)."""
         ...
 
     # entities
@@ -306,6 +367,11 @@ class Store(Protocol):
         it is undone whole. Use it only for bookkeeping whose loss is harmless
         (acknowledging or leasing outbox rows: a lost ack only runs an action again,
         which at-least-once allows); never for an event's own transaction."""
+        ...
+
+    def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
+        """:meth:`Tx.outbox_ack` in a transaction of its own, not durable (see
+        ``durable=False``), in one round trip: the hot path of every action."""
         ...
 
     def schema_version(self) -> int:
