@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -426,3 +426,37 @@ def test_a_file_locked_exclusively_is_a_clear_error(
         with pytest.raises(RuntimeStoreError, match=r"stayed locked \(PRAGMA journal_mode\)"):
             SQLiteStore(path, busy_timeout_ms=0)
         other.execute("ROLLBACK")
+
+
+def test_an_ack_inside_a_transaction_on_the_same_thread_is_refused(store: SQLiteStore) -> None:
+    # ack() commits on its own: inside an open transaction of the same connection it
+    # would commit that transaction's writes halfway.
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    row = OutboxRow(0, "k", "m", "e", {"name": "a"}, {}, "pending", 0, t0, None, None, None)
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([row])
+        tx.outbox_claim(now=t0, lease_until=t0 + timedelta(seconds=30), owner="w", limit=1)
+    with store.transaction() as tx:
+        with pytest.raises(RuntimeStoreError, match="transaction is open"):
+            store.ack(row_id, "w", t0)
+        assert [r.status for r in tx.outbox_rows()] == ["pending"]
+    assert store.ack(row_id, "w", t0) is True
+    with store.transaction() as tx:
+        assert [(r.status, r.lease_owner) for r in tx.outbox_rows()] == [("done", None)]
+
+
+def test_an_ack_commits_with_normal_sync_then_restores_full(store: SQLiteStore) -> None:
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    row = OutboxRow(0, "k", "m", "e", {"name": "a"}, {}, "pending", 0, t0, "w", t0, None)
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([row])
+    seen: list[str] = []
+    conn = store._connection()
+    conn.set_trace_callback(seen.append)
+    try:
+        assert store.ack(row_id, "w") is True
+    finally:
+        conn.set_trace_callback(None)
+    assert [s.split()[0] for s in seen] == ["PRAGMA", "UPDATE", "PRAGMA"]
+    assert "NORMAL" in seen[0] and "FULL" in seen[2]
+    assert store.pragmas()["synchronous"] == "FULL"

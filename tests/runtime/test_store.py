@@ -7,19 +7,24 @@ due times, attempts and leases are compared exactly.
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from statewise.runtime.errors import RuntimeStoreError, SchemaVersionError
+from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError, SchemaVersionError
 from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
+    EventWrite,
     HistoryRow,
     OutboxRow,
+    Received,
     Store,
     TimerRow,
+    Tx,
     WorkerRow,
 )
 from tests.runtime.conftest import Backend
@@ -644,3 +649,503 @@ def test_an_ack_without_a_time_is_dated_by_the_transaction(store: Store) -> None
     with store.transaction() as tx:
         (row,) = tx.outbox_rows()
     assert (row.status, row.lease_owner, row.lease_until) == ("done", None, None)
+
+
+# -- the event path: receive
+
+EVENT = {"trigger": "fill", "payload": {"qty": 2}, "id": None}
+RESULT = {"success": True, "target_state": "FILLED", "actions": ["notify"]}
+
+
+def test_receive_of_an_unknown_entity_is_none(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.inbox_add(M, "ghost", "k", EVENT, T0)
+        tx.timer_set(TimerRow(M, "ghost", "timeout", at(5), 1))
+        assert tx.receive(M, "ghost", "k", "timeout") is None
+        assert tx.receive("invoices", "o-1", None, "timeout") is None
+        assert tx.receive(M, "o-1", None, "timeout") is not None  # the transaction goes on
+
+
+def test_receive_reads_the_entity_and_the_transactions_clock(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(qty=3))
+    with store.transaction() as tx:
+        got = tx.receive(M, "o-1", "k", "timeout")
+        assert got == Received(entity(qty=3), tx.now(), None, False, None)
+    with store.transaction() as tx:
+        now = tx.now()  # read first, this time
+        got = tx.receive(M, "o-1", None, "timeout")
+        assert got == Received(entity(qty=3), now, None, False, None)
+
+
+def test_receive_returns_the_inbox_row_under_the_key(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        done, _ = tx.inbox_add(M, "o-1", "done", {"trigger": "a", "payload": {}, "id": "d"}, T0)
+        tx.inbox_done(done.id, RESULT)
+        pending, _ = tx.inbox_add(M, "o-1", "pending", {"trigger": "b", "payload": {"n": 1}}, at(1))
+        tx.inbox_add(M, "o-2", "elsewhere", EVENT, T0)
+        tx.inbox_add("invoices", "o-1", "elsewhere", EVENT, T0)
+    expected: dict[str | None, Any] = {
+        "done": replace(done, result=RESULT),
+        "pending": pending,
+        "elsewhere": None,  # another entity's and another machine's key
+        "unseen": None,
+        None: None,
+    }
+    with store.transaction() as tx:
+        for key, row in expected.items():
+            got = tx.receive(M, "o-1", key, "timeout")
+            assert got is not None
+            assert got.inbox == row, key
+
+
+def test_receive_backlog_is_an_older_unprocessed_event(store: Store) -> None:
+    def backlogs(tx: Tx, *keys: str | None) -> dict[str | None, tuple[int | None, bool]]:
+        found = {}
+        for key in keys:
+            got = tx.receive(M, "o-1", key, "timeout")
+            assert got is not None
+            found[key] = (None if got.inbox is None else got.inbox.id, got.backlog)
+        return found
+
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.inbox_add(M, "o-2", "z", EVENT, T0)  # other entities' events do not count
+        tx.inbox_add("invoices", "o-1", "z", EVENT, T0)
+        old, _ = tx.inbox_add(M, "o-1", "old", EVENT, T0)
+        tx.inbox_done(old.id, RESULT)
+        assert backlogs(tx, "old", "new", None) == {
+            "old": (old.id, False),
+            "new": (None, False),
+            None: (None, False),
+        }
+        a, _ = tx.inbox_add(M, "o-1", "a", EVENT, T0)
+        b, _ = tx.inbox_add(M, "o-1", "b", EVENT, T0)
+        late, _ = tx.inbox_add(M, "o-1", "late", EVENT, T0)
+        tx.inbox_done(late.id, RESULT)
+    with store.transaction() as tx:
+        assert backlogs(tx, "a", "b", "old", "late", "new", None) == {
+            "a": (a.id, False),  # its own row is the oldest unprocessed one
+            "b": (b.id, True),
+            "old": (old.id, False),  # processed before anything waited
+            "late": (late.id, True),  # processed, but a and b are older and wait
+            "new": (None, True),
+            None: (None, True),
+        }
+        tx.inbox_done(a.id, RESULT)
+        tx.inbox_done(b.id, RESULT)
+        assert backlogs(tx, "b", "late", "new", None) == {
+            "b": (b.id, False),
+            "late": (late.id, False),
+            "new": (None, False),
+            None: (None, False),
+        }
+
+
+def test_receive_returns_the_timer_of_that_name(store: Store) -> None:
+    def timer(tx: Tx, name: str) -> TimerRow | None:
+        got = tx.receive(M, "o-1", None, name)
+        assert got is not None
+        return got.timer
+
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.timer_set(TimerRow(M, "o-2", "timeout", at(1), 7))
+        tx.timer_set(TimerRow("invoices", "o-1", "timeout", at(1), 8))
+        assert timer(tx, "timeout") is None
+        tx.timer_set(TimerRow(M, "o-1", "timeout", at(5), 2))
+    with store.transaction() as tx:
+        assert timer(tx, "timeout") == TimerRow(M, "o-1", "timeout", at(5), 2)
+        assert timer(tx, "reminder") is None
+        tx.timer_set(TimerRow(M, "o-1", "timeout", at(9), 3))
+        assert timer(tx, "timeout") == TimerRow(M, "o-1", "timeout", at(9), 3)
+        tx.timer_cancel(M, "o-1", "timeout")
+        assert timer(tx, "timeout") is None
+
+
+def test_receive_serializes_writers(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(count=0, version=0))
+    rounds, errors = 20, []
+
+    def bump() -> None:
+        try:
+            for _ in range(rounds):
+                with store.transaction() as tx:
+                    got = tx.receive(M, "o-1", None, "timeout")
+                    assert got is not None
+                    row = got.entity
+                    after = replace(row, context={"count": row.context["count"] + 1})
+                    after = replace(after, version=row.version + 1)
+                    assert tx.update_entity(after, expected_version=row.version)
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with store.transaction() as tx:
+        final = tx.get_entity(M, "o-1")
+    assert final is not None
+    assert (final.context["count"], final.version) == (3 * rounds, 3 * rounds)
+
+
+def test_receive_sees_what_the_lock_holder_committed_while_it_waited(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+    locked = threading.Event()
+    got: list[Received | None] = []
+    errors: list[BaseException] = []
+
+    def wait_then_receive() -> None:
+        try:
+            locked.wait()
+            with store.transaction() as tx:
+                got.append(tx.receive(M, "o-1", "k", "timeout"))
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait_then_receive)
+    thread.start()
+    try:
+        with store.transaction() as tx:
+            assert tx.lock_entity(M, "o-1") is not None
+            locked.set()
+            time.sleep(0.3)  # the other transaction queues up behind the lock
+            tx.inbox_add(M, "o-1", "first", EVENT, T0)
+            row, _ = tx.inbox_add(M, "o-1", "k", EVENT, T0)
+            tx.timer_set(TimerRow(M, "o-1", "timeout", at(5), 2))
+            moved = EntityRow(M, "o-1", "FILLED", {}, 2, at(1))
+            assert tx.update_entity(moved, expected_version=1)
+    finally:
+        locked.set()
+        thread.join()
+    assert errors == []
+    (received,) = got
+    assert received is not None
+    assert (received.entity, received.inbox, received.backlog, received.timer) == (
+        moved,
+        row,
+        True,
+        TimerRow(M, "o-1", "timeout", at(5), 2),
+    )
+
+
+# -- the event path: write_event
+
+
+def event_write(
+    version: int,
+    *,
+    to_state: str = "FILLED",
+    applied: bool = True,
+    inbox_id: int | None = None,
+    key: str = "k",
+    **fields: Any,
+) -> EventWrite:
+    history = HistoryRow(
+        M, "o-1", 0, version, EVENT, "OPEN", to_state, True, None, ["notify"], at(1)
+    )
+    return EventWrite(
+        history,
+        RESULT,
+        inbox_id=inbox_id,
+        key=key,
+        received_at=at(1),
+        applied=applied,
+        **fields,
+    )
+
+
+def everything(tx: Tx, key: str = "k") -> tuple[Any, ...]:
+    # What a write_event could have changed, as one transaction reads it.
+    got = tx.receive(M, "o-1", key, "timeout")
+    assert got is not None
+    return (
+        got.entity,
+        got.inbox,
+        got.backlog,
+        got.timer,
+        tx.timer_get(M, "o-1", "reminder"),
+        tx.history(M, "o-1"),
+        tx.inbox_pending(M, 100),
+        tx.outbox_rows(),
+    )
+
+
+def test_write_event_records_an_unqueued_event_as_processed(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.write_event(event_write(2))
+    with store.transaction() as tx:
+        got = tx.receive(M, "o-1", "k", "timeout")
+        assert got is not None
+        assert got.inbox is not None
+        row = got.inbox
+        assert (row.machine, row.entity_id, row.key) == (M, "o-1", "k")
+        assert (row.event, row.received_at, row.result) == (EVENT, at(1), RESULT)
+        assert got.backlog is False
+        assert tx.inbox_first_pending(M, "o-1") is None
+        assert tx.inbox_pending(M, 10) == []
+        again, added = tx.inbox_add(M, "o-1", "k", {"trigger": "other"}, at(9))
+        assert (again, added) == (row, False)
+
+
+def test_write_event_marks_the_queued_row_processed(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        first, _ = tx.inbox_add(M, "o-1", "q1", EVENT, T0)
+        second, _ = tx.inbox_add(M, "o-1", "q2", EVENT, at(1))
+    with store.transaction() as tx:
+        tx.write_event(event_write(2, inbox_id=first.id, key="ignored"))
+    with store.transaction() as tx:
+        got = tx.receive(M, "o-1", "q1", "timeout")
+        assert got is not None
+        assert (got.inbox, got.backlog) == (replace(first, result=RESULT), False)
+        assert tx.inbox_first_pending(M, "o-1") == second
+        assert tx.inbox_pending(M, 10) == [second]
+        ignored = tx.receive(M, "o-1", "ignored", "timeout")
+        assert ignored is not None
+        assert ignored.inbox is None  # no row of its own
+
+
+def test_write_event_writes_the_history_row_as_given(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.history_add(history_row(3))
+        tx.history_add(history_row(9, entity_id="o-2"))
+        queued, _ = tx.inbox_add(M, "o-1", "q", EVENT, T0)
+    rejected = HistoryRow(
+        M,
+        "o-1",
+        0,
+        1,
+        {"trigger": "cancel", "payload": {"why": "naïve ☃"}, "id": "r"},
+        "OPEN",
+        "OPEN",
+        False,
+        "guard_rejected",
+        [],
+        at(2),
+    )
+    moved = HistoryRow(
+        M, "o-1", 0, 2, EVENT, "OPEN", "FILLED", True, None, ["notify_ui", "settle"], at(3)
+    )
+    with store.transaction() as tx:
+        tx.write_event(EventWrite(rejected, {"success": False}, key="r", received_at=at(2)))
+        tx.write_event(EventWrite(moved, RESULT, inbox_id=queued.id, applied=True))
+    with store.transaction() as tx:
+        assert tx.history(M, "o-1") == [
+            history_row(3),
+            replace(rejected, seq=4),
+            replace(moved, seq=5),
+        ]
+        assert [r.seq for r in tx.history(M, "o-2")] == [9]
+        assert tx.next_history_seq(M, "o-1") == 6
+
+
+def test_an_applied_event_moves_the_entity_and_keeps_its_context(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(qty=3))
+    steps = [
+        (event_write(2, key="k1", entered_at=at(1)), ("FILLED", 2, at(1))),
+        (event_write(3, key="k2"), ("FILLED", 3, at(1))),  # internal: entered_at stays
+        (event_write(4, key="k3", to_state="SHIPPED", entered_at=at(7)), ("SHIPPED", 4, at(7))),
+    ]
+    for write, (state, version, entered_at) in steps:
+        with store.transaction() as tx:
+            tx.write_event(write)
+        with store.transaction() as tx:
+            got = tx.get_entity(M, "o-1")
+        assert got == EntityRow(M, "o-1", state, {"qty": 3}, version, entered_at)
+
+
+def test_an_event_that_did_not_apply_leaves_the_entity_alone(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(qty=3))
+    with store.transaction() as tx:
+        tx.write_event(event_write(1, to_state="CANCELLED", applied=False, entered_at=at(5)))
+    with store.transaction() as tx:
+        assert tx.get_entity(M, "o-1") == entity(qty=3)
+        assert [(r.to_state, r.version) for r in tx.history(M, "o-1")] == [("CANCELLED", 1)]
+
+
+def test_write_event_returns_the_outbox_ids_in_order(store: Store) -> None:
+    rows = [
+        outbox_row("orders:o-1:2:0", name="notify"),
+        replace(outbox_row("orders:o-1:2:1", name="settle"), lease_owner="w", lease_until=at(30)),
+        outbox_row("orders:o-1:2:2", due=5, name="audit"),
+    ]
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        ids = tx.write_event(event_write(2, outbox=rows))
+        assert tx.write_event(event_write(3, key="k2")) == []
+    assert len(ids) == 3
+    assert ids == sorted(set(ids))  # added in order: their actions run in that order
+    with store.transaction() as tx:
+        assert tx.outbox_rows() == [replace(r, id=i) for r, i in zip(rows, ids, strict=True)]
+        claimed = tx.outbox_claim(now=at(1), lease_until=at(31), owner="w2", limit=10)
+        assert [r.id for r in claimed] == [ids[0]]  # leased to w, or not due yet
+
+
+def test_write_event_arms_rearms_and_cancels_timers(store: Store) -> None:
+    reminder = TimerRow(M, "o-1", "reminder", at(50), 1)
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.timer_set(reminder)
+        tx.write_event(event_write(2, timer_set=TimerRow(M, "o-1", "timeout", at(5), 2)))
+    with store.transaction() as tx:
+        assert tx.timer_get(M, "o-1", "timeout") == TimerRow(M, "o-1", "timeout", at(5), 2)
+        tx.write_event(event_write(3, key="k2", timer_set=TimerRow(M, "o-1", "timeout", at(9), 3)))
+    with store.transaction() as tx:
+        rearmed = TimerRow(M, "o-1", "timeout", at(9), 3)
+        assert tx.timers_due(M, at(100), 10) == [rearmed, reminder]
+        # An event that did not apply cancels too (the runtime drops a stale timer so).
+        tx.write_event(event_write(3, key="k3", applied=False, timer_cancel="timeout"))
+    with store.transaction() as tx:
+        assert tx.timer_get(M, "o-1", "timeout") is None
+        assert tx.timer_get(M, "o-1", "reminder") == reminder
+        tx.write_event(event_write(4, key="k4", timer_cancel="timeout"))  # none armed: no error
+    with store.transaction() as tx:
+        assert tx.timers_due(M, at(100), 10) == [reminder]
+
+
+@pytest.mark.parametrize(("version", "queued"), [(2, False), (4, True), (1, False)])
+def test_a_stale_version_raises_and_writes_nothing(
+    store: Store, version: int, queued: bool
+) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity(version=2))
+        tx.timer_set(TimerRow(M, "o-1", "timeout", at(5), 2))
+        tx.timer_set(TimerRow(M, "o-1", "reminder", at(50), 1))
+        inbox_id = tx.inbox_add(M, "o-1", "k", EVENT, T0)[0].id if queued else None
+        before = everything(tx)
+    write = event_write(
+        version,
+        inbox_id=inbox_id,
+        outbox=[outbox_row("orders:o-1:x:0"), outbox_row("orders:o-1:x:1")],
+        timer_set=TimerRow(M, "o-1", "timeout", at(60), version),
+        timer_cancel="reminder",
+    )
+    with pytest.raises(ConcurrencyError) as caught, store.transaction() as tx:
+        tx.write_event(write)
+    error = caught.value
+    assert (error.machine, error.entity_id, error.expected_version) == (M, "o-1", version - 1)
+    with store.transaction() as tx:
+        assert everything(tx) == before
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_write_event_refuses_an_inbox_row_that_is_not_pending(store: Store, applied: bool) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.timer_set(TimerRow(M, "o-1", "reminder", at(50), 1))
+        done, _ = tx.inbox_add(M, "o-1", "k", EVENT, T0)
+        tx.inbox_done(done.id, {"first": True})
+        before = everything(tx)
+    for inbox_id in (done.id, done.id + 1000):
+        write = event_write(
+            2 if applied else 1,
+            applied=applied,
+            inbox_id=inbox_id,
+            outbox=[outbox_row("orders:o-1:2:0")],
+            timer_set=TimerRow(M, "o-1", "timeout", at(60), 2),
+            timer_cancel="reminder",
+        )
+        with pytest.raises(RuntimeStoreError) as caught, store.transaction() as tx:
+            tx.write_event(write)
+        assert not isinstance(caught.value, ConcurrencyError)
+        with store.transaction() as tx:
+            assert everything(tx) == before
+
+
+@pytest.mark.parametrize("failure", ["stale version", "processed inbox row"])
+def test_a_write_event_that_raised_commits_nothing_even_if_caught(
+    store: Store, failure: str
+) -> None:
+    # The contract: nothing of the write may commit, whether the store wrote nothing
+    # or left the transaction unable to commit (so the block's end may raise).
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+        tx.timer_set(TimerRow(M, "o-1", "reminder", at(50), 1))
+        done, _ = tx.inbox_add(M, "o-1", "k", EVENT, T0)
+        tx.inbox_done(done.id, {"first": True})
+        before = everything(tx, "new")
+    stale = failure == "stale version"
+    write = event_write(
+        3 if stale else 2,
+        key="new",
+        inbox_id=None if stale else done.id,
+        entered_at=at(9),
+        outbox=[outbox_row("orders:o-1:2:0")],
+        timer_set=TimerRow(M, "o-1", "timeout", at(60), 2),
+        timer_cancel="reminder",
+    )
+    refused = ConcurrencyError if stale else RuntimeStoreError
+    with (
+        pytest.raises(RuntimeStoreError, match="cannot commit: rolled back"),
+        store.transaction() as tx,
+        pytest.raises(refused),
+    ):
+        tx.write_event(write)
+    with store.transaction() as tx:
+        assert everything(tx, "new") == before
+
+
+# -- Store.ack
+
+
+def test_ack_marks_the_lease_owners_row_done(store: Store) -> None:
+    with store.transaction() as tx:
+        mine, other = tx.outbox_add([outbox_row("a"), outbox_row("b")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=2)
+        before = tx.outbox_rows()
+    assert store.ack(mine, "w2", at(1)) is False
+    assert store.ack(10_000, "w", at(1)) is False
+    with store.transaction() as tx:
+        assert tx.outbox_rows() == before
+    # The done time (at) is not readable through the protocol: only the rest is checked.
+    assert store.ack(mine, "w", at(1)) is True
+    assert store.ack(mine, "w", at(2)) is False  # done once
+    with store.transaction() as tx:
+        assert tx.outbox_rows() == [
+            replace(before[0], status="done", lease_owner=None, lease_until=None),
+            before[1],
+        ]
+        done = tx.outbox_claim(now=at(99), lease_until=at(130), owner="w3", limit=5, ids=[mine])
+        assert done == []
+    assert store.ack(other, "w") is True  # no time given: the store's clock
+    with store.transaction() as tx:
+        assert [r.status for r in tx.outbox_rows()] == ["done", "done"]
+
+
+def test_ack_refuses_rows_the_caller_does_not_hold(store: Store) -> None:
+    with store.transaction() as tx:
+        unleased, dead, taken = tx.outbox_add([outbox_row(k) for k in "abc"])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=2, ids=[dead, taken])
+        assert tx.outbox_dead(dead, "w", attempts=1, error="gave up")
+    with store.transaction() as tx:
+        tx.outbox_claim(now=at(30), lease_until=at(60), owner="w2", limit=5, ids=[taken])
+        before = tx.outbox_rows()
+    assert store.ack(unleased, "w", at(31)) is False
+    assert store.ack(dead, "w", at(31)) is False
+    assert store.ack(taken, "w", at(31)) is False  # a zombie: the row was taken over
+    with store.transaction() as tx:
+        assert tx.outbox_rows() == before
+    assert store.ack(taken, "w2", at(32)) is True
+
+
+def test_ack_refuses_a_naive_time(store: Store) -> None:
+    with store.transaction() as tx:
+        (row_id,) = tx.outbox_add([outbox_row("k")])
+        tx.outbox_claim(now=T0, lease_until=at(30), owner="w", limit=1)
+        before = tx.outbox_rows()
+    with pytest.raises(ValueError, match="naive"):
+        store.ack(row_id, "w", at(1).replace(tzinfo=None))
+    with store.transaction() as tx:
+        assert tx.outbox_rows() == before

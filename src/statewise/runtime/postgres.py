@@ -133,8 +133,27 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION, "a new SCHEMA_VERSION needs its migration here"
 
-_Conn = psycopg.Connection[DictRow]
 _Cursor = psycopg.Cursor[DictRow]
+
+
+class _Conn(psycopg.Connection[DictRow]):
+    """A pooled connection that keeps its cursors: ``conn.execute`` makes a new cursor
+    per statement, which costs about as much client time as running the statement.
+    Statements keep server-side parameters, so psycopg prepares the frequent ones."""
+
+    _sw_cursors: list[_Cursor] | None = None
+
+    def cursors(self, n: int) -> list[_Cursor]:
+        """``n`` distinct cursors (statements in one pipeline each need their own),
+        the same ones every call; a result must be read before its cursor runs the
+        next statement."""
+        if self._sw_cursors is None:
+            self._sw_cursors = []
+        while len(self._sw_cursors) < n:
+            self._sw_cursors.append(self.cursor())
+        return self._sw_cursors[:n]
+
+
 _OUTBOX_ROWS_PER_STATEMENT = 1000  # 11 parameters a row
 
 
@@ -244,12 +263,9 @@ class PostgresStore:
         self._local.active = True
         try:
             with self._pool.connection() as conn:
-                tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE)
+                tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE, self._channel)
                 try:
                     yield tx
-                    if tx.wakes:
-                        # Delivered at commit, and only then: a rollback wakes no one.
-                        tx._exec("SELECT pg_notify(%s, '')", (self._channel,))
                     tx.commit()
                 except BaseException:
                     tx.rollback()
@@ -265,11 +281,12 @@ class PostgresStore:
         with ``is_local``, evaluated once before any row is read)."""
         self._check_open()
         with self._pool.connection() as conn:
-            cur = conn.execute(
+            [cur] = conn.cursors(1)
+            cur.execute(
                 _ACK + " AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'",
                 (None if at is None else _aware(at, "at"), row_id, owner),
             )
-        return cur.rowcount == 1
+            return cur.rowcount == 1
 
     def _check_open(self) -> None:
         if self._closed:
@@ -330,7 +347,7 @@ class PostgresStore:
     def _listen(self) -> _Conn:
         with contextlib.ExitStack() as closing:  # closes the connection if LISTEN fails
             listener: _Conn = closing.enter_context(
-                psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row)
+                _Conn.connect(self._conninfo, autocommit=True, row_factory=dict_row)
             )
             listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
             closing.pop_all()
@@ -403,9 +420,11 @@ class PostgresTx:
     after it) goes to the server in one pipeline with that statement, so starting it
     costs no round trip of its own (a block that runs nothing sends nothing)."""
 
-    def __init__(self, conn: _Conn, begin: Sequence[bytes] = _BEGIN) -> None:
+    def __init__(self, conn: _Conn, begin: Sequence[bytes] = _BEGIN, channel: str = "") -> None:
         self._conn: _Conn | None = conn
         self._begin: Sequence[bytes] | None = begin
+        self._channel = channel
+        self._committed = False
         self._now: datetime | None = None
         self._pending_inbox: set[int] = set()
         self._wake = False
@@ -422,14 +441,29 @@ class PostgresTx:
         return conn
 
     def commit(self) -> None:
-        """Commit, if anything was run (the connection's transaction is ended)."""
-        if self._begin is None:
-            self._db().execute(b"COMMIT")
+        """Commit, if anything was run and no ``write_event(last=True)`` committed
+        already; with the wake-up hint when :attr:`wakes` (delivered at commit, and
+        only then: a rollback wakes no one). A transaction a statement failed in
+        (an error the block caught) is rolled back: ``RuntimeStoreError``."""
+        if self._begin is not None or self._committed:
+            return
+        conn = self._db()
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            raise RuntimeStoreError(
+                "a statement of this transaction failed, so it cannot commit: rolled back"
+            )
+        self._pipelined(*self._commit_statements())
+
+    def _commit_statements(self) -> list[tuple[Any, Sequence[Any]]]:
+        notify = [("SELECT pg_notify(%s, '')", (self._channel,))] if self.wakes else []
+        return [*notify, (b"COMMIT", ())]
 
     def rollback(self) -> None:
         """Roll back whatever is open; quietly, since it runs while an error is raised
         already (a broken connection is the pool's to discard)."""
-        conn = self._db()
+        conn = self._conn
+        if conn is None:
+            return
         if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             with contextlib.suppress(psycopg.Error):
                 conn.execute(b"ROLLBACK")
@@ -439,29 +473,28 @@ class PostgresTx:
         self._conn = None
 
     def _exec(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> _Cursor:
-        conn = self._db()
-        if self._begin is None:
-            return conn.execute(query, params)
-        begin, self._begin = self._begin, None
-        # One round trip for BEGIN and the first statement; leaving the pipeline waits
-        # for both results (and raises the first error), so the cursor is complete.
-        with conn.pipeline():
-            for statement in begin:
-                conn.execute(statement)
-            return conn.execute(query, params)
+        return self._pipelined((query, params))[0]
 
-    def _pipelined(self, *statements: tuple[Any, Sequence[Any]]) -> list[_Cursor]:
-        """Run ``statements`` (and BEGIN, if still to send) in one round trip; each runs
-        after the one before it has finished, so each sees what those did."""
+    def _pipelined(self, *statements: tuple[Any, Sequence[Any] | dict[str, Any]]) -> list[_Cursor]:
+        """Run ``statements`` (and BEGIN, if still to send) in one round trip, each on
+        a cursor of its own; each runs after the one before it has finished (with a
+        snapshot of its own: READ COMMITTED), so it sees what those did. Leaving the
+        pipeline waits for every result and raises the first error."""
         conn = self._db()
         begin, self._begin = self._begin or (), None
+        cursors = conn.cursors(len(begin) + len(statements))
+        if not begin and len(statements) == 1:
+            return [cursors[0].execute(*statements[0])]  # nothing to pipeline with
         with conn.pipeline():
-            for statement in begin:
-                conn.execute(statement)
-            return [conn.execute(query, params) for query, params in statements]
+            for cur, statement in zip(cursors, begin, strict=False):
+                cur.execute(statement)
+            ours = cursors[len(begin) :]
+            for cur, (query, params) in zip(ours, statements, strict=True):
+                cur.execute(query, params)
+        return ours
 
     def _db(self) -> _Conn:
-        if self._conn is None:
+        if self._conn is None or self._committed:
             raise RuntimeStoreError("this transaction has ended; open a new one")
         return self._conn
 
@@ -524,25 +557,28 @@ class PostgresTx:
             armed = TimerRow(machine, entity_id, timer, _utc(got["t_due_at"]), got["t_generation"])
         return Received(_entity(row), self._now, inbox, bool(got["backlog"]), armed)
 
-    def write_event(self, write: EventWrite) -> list[int]:
-        query, params = _event_statement(write)
+    def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
+        statements: list[tuple[Any, Sequence[Any]]] = [_event_statement(write)]
+        if write.inbox_id is not None:
+            self._pending_inbox.discard(write.inbox_id)
+        if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
+            self._wake = True
+        if last:
+            statements += self._commit_statements()
         try:
-            rows = self._exec(query, params).fetchall()
+            rows = self._pipelined(*statements)[0].fetchall()
         except psycopg.errors.NotNullViolation as exc:
             # The statement chains its checks into NOT NULL columns (see
             # _event_statement): which column says which check failed.
             h = write.history
             if exc.diag.column_name == "version":
                 raise ConcurrencyError(h.machine, h.entity_id, h.version - 1) from None
-            if exc.diag.column_name == "event":
+            if exc.diag.column_name == "from_state":
                 raise RuntimeStoreError(
                     f"inbox row {write.inbox_id} is unknown or already processed"
                 ) from None
             raise
-        if write.inbox_id is not None:
-            self._pending_inbox.discard(write.inbox_id)
-        if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
-            self._wake = True
+        self._committed = last
         by_key = {r["key"]: r["id"] for r in rows if r["key"] is not None}
         return [by_key[r.key] for r in write.outbox]
 
@@ -923,11 +959,11 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
     """One statement for all of ``write``: data-modifying CTEs, one round trip.
 
     The checks fail the statement, so that nothing of it can commit: the history row
-    takes its ``version`` from the entity's UPDATE (an applied event) and its
-    ``event`` from the inbox row's INSERT or UPDATE, both NOT NULL; an UPDATE that
-    matched nothing (a version moved on, an inbox row already processed) leaves NULL
-    there, and the NOT NULL violation names the column. Rows: the outbox rows' ids
-    and keys (none: one row of NULLs)."""
+    takes its ``version`` from the entity's UPDATE (an applied event), and its
+    ``from_state`` only if the inbox row's INSERT or UPDATE returned a row; both are
+    NOT NULL, so an UPDATE that matched nothing (a version moved on, an inbox row
+    already processed) leaves NULL there, and the NOT NULL violation names the
+    column. Rows: the outbox rows' ids and keys (none: one row of NULLs)."""
     h = write.history
     ctes: list[str] = []
     params: list[Any] = []
@@ -946,7 +982,7 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
             raise ValueError("an EventWrite without inbox_id needs received_at")
         ctes.append(
             "i AS (INSERT INTO inbox (machine, entity_id, key, event, received_at, result)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING event)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
         )
         params += [
             h.machine,
@@ -958,18 +994,20 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
         ]
     else:
         ctes.append(
-            "i AS (UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL RETURNING event)"
+            "i AS (UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL RETURNING id)"
         )
         params += [_json(write.result), write.inbox_id]
     ctes.append(
         f"h AS (INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
-        " (SELECT coalesce(max(seq), 0) + 1 FROM history WHERE machine = %s AND entity_id = %s),"
-        f" {version}, (SELECT event FROM i), %s, %s, %s, %s, %s, %s))"
+        " coalesce(nullif(%s::bigint, 0), (SELECT coalesce(max(seq), 0) + 1 FROM history"
+        " WHERE machine = %s AND entity_id = %s)),"
+        f" {version}, %s, (SELECT %s::text FROM i), %s, %s, %s, %s, %s))"
     )
-    params += [h.machine, h.entity_id, h.machine, h.entity_id]
+    params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
     if not write.applied:
         params.append(h.version)
     params += [
+        _json(h.event),
         h.from_state,
         h.to_state,
         h.success,

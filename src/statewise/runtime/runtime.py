@@ -316,7 +316,9 @@ class Runtime:
             if row is None and not got.backlog:
                 # Nothing queued before it: applied at once, its inbox row written
                 # already processed (one write instead of an insert and an update).
-                _, _, result, leased = self._apply(tx, got.entity, ev, now, got.timer, key=key)
+                _, _, result, leased = self._apply(
+                    tx, got.entity, ev, now, got.timer, key=key, last=True
+                )
             else:
                 if row is None:
                     row, _ = tx.inbox_add(self.name, entity_id, key, ev.to_dict(), now)
@@ -551,11 +553,13 @@ class Runtime:
         *,
         key: str,
         inbox_id: int | None = None,
+        last: bool = False,
     ) -> tuple[EntityRow, TimerRow | None, TransitionResult, list[OutboxRow]]:
         """Decide one event of the locked entity and write all it changes in one
         ``write_event``: from the unprocessed inbox row ``inbox_id``, or (``None``) as
         a new inbox row under ``key``. The entity and its timer afterwards, the result,
-        and the outbox rows written (leased to us)."""
+        and the outbox rows written (leased to us). ``last``: nothing else follows in
+        this transaction (``Tx.write_event``)."""
         kind = _event_kind(event)
         generation = None if armed is None else armed.generation
         result, note = self._decide(kind, entity.state, event, entity.context, generation)
@@ -597,7 +601,8 @@ class Runtime:
                 outbox=outbox,
                 timer_set=timer_set,
                 timer_cancel=timer_cancel,
-            )
+            ),
+            last=last,
         )
         leased = [replace(row, id=row_id) for row, row_id in zip(outbox, ids, strict=True)]
         return after, armed, result, leased

@@ -353,6 +353,13 @@ class SQLiteStore:
                 tx = SQLiteTx(conn, datetime.now(UTC))
                 try:
                     yield tx
+                    if tx._failed:
+                        # As on PostgreSQL, where the failed statement aborts the
+                        # transaction: half an event's writes must never commit.
+                        raise RuntimeStoreError(
+                            "a write_event of this transaction failed, so it cannot "
+                            "commit: rolled back"
+                        )
                 finally:
                     tx._end()
         finally:
@@ -513,6 +520,7 @@ class SQLiteTx:
     def __init__(self, conn: sqlite3.Connection, now: datetime) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._now = now
+        self._failed = False
 
     def _end(self) -> None:
         self._conn = None
@@ -553,7 +561,17 @@ class SQLiteTx:
             )
         return Received(entity, self._now, inbox, bool(found["backlog"]), armed)
 
-    def write_event(self, write: EventWrite) -> list[int]:
+    def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
+        try:
+            ids = self._write_event(write)
+        except BaseException:
+            self._failed = True  # some of it may be written: the transaction must not commit
+            raise
+        if last:
+            self._conn = None  # the block's end commits; nothing else may run before
+        return ids
+
+    def _write_event(self, write: EventWrite) -> list[int]:
         db = self._db()
         h = write.history
         if write.applied:

@@ -158,8 +158,9 @@ class Received:
 @dataclass(frozen=True, slots=True)
 class EventWrite:
     """Everything one processed event writes, for :meth:`Tx.write_event` to apply at
-    once: its inbox row's result, its history row and, when it applied, the entity's
-    new state, its outbox rows and its timer change.
+    once: its inbox row's result, its history row, the timer change it makes (one that
+    did not apply may cancel a stale timer) and, when it applied, the entity's new
+    state and its outbox rows.
 
     ``inbox_id``: the unprocessed inbox row the event came from; ``None``: the event
     was never queued (the entity had no backlog), so its inbox row is inserted now,
@@ -198,12 +199,16 @@ class Tx(Protocol):
         looked up."""
         ...
 
-    def write_event(self, write: EventWrite) -> list[int]:
+    def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
         """Apply ``write`` (see :class:`EventWrite`); the outbox rows' ids, in order.
+        ``last=True`` promises that nothing else runs in this transaction: the store
+        may commit it along with the write (PostgreSQL sends COMMIT in the same round
+        trip), and any later use of this Tx raises ``RuntimeStoreError``.
         Raises ``ConcurrencyError`` when an applied event finds the entity's version
-        other than ``history.version - 1``, and ``RuntimeStoreError`` when ``inbox_id`` names no
-        unprocessed row: in both cases nothing may be committed (the store either
-        writes nothing or leaves the transaction unable to commit)."""
+        other than ``history.version - 1``, and ``RuntimeStoreError`` when
+        ``inbox_id`` names no unprocessed row. After any error here the transaction
+        cannot commit: a block that catches the error and ends normally is rolled
+        back and raises ``RuntimeStoreError``, so half an event never commits."""
         ...
 
     # entities
