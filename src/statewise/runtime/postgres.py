@@ -41,7 +41,6 @@ pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` st
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -70,6 +69,7 @@ from statewise.runtime.store import (
     Received,
     TimerRow,
     WorkerRow,
+    dump_json,
     entity_bucket,
     iter_chunks,
 )
@@ -1042,13 +1042,8 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
 # -- rows --------------------------------------------------------------------------------
 
 
-def _dumps(value: Any) -> str:
-    # allow_nan=False: NaN is not JSON (jsonb refuses it); a ValueError, as on SQLite.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def _json(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=_dumps)
+    return Jsonb(value, dumps=dump_json)
 
 
 def _aware(value: datetime, name: str) -> datetime:

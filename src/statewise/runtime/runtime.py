@@ -70,7 +70,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any, Literal, TypeAlias
@@ -99,6 +99,7 @@ from statewise.runtime.store import (
     TimerRow,
     Tx,
     WorkerRow,
+    dump_json,
 )
 
 __all__ = ["TIMER", "EntityInfo", "ReplayReport", "Runtime", "WorkerStatus"]
@@ -174,6 +175,13 @@ def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return copied
 
 
+def _check_json(value: Mapping[str, Any], what: str) -> None:
+    try:
+        dump_json(thaw(value))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON data: {exc}") from None
+
+
 def _action_dict(call: ActionCall) -> dict[str, Any]:
     spec = call.to_spec()
     return {"name": spec} if isinstance(spec, str) else spec
@@ -231,6 +239,10 @@ class Runtime:
         )
         self._random = Random() if random is None else random
         self._default_retry = machine.definition.error_policy.retry
+        # Each action call's outbox form, made once; by id, the call it came from, so
+        # that the first attempt need not parse it back (the dicts are never mutated).
+        self._action_dicts: dict[ActionCall, dict[str, Any]] = {}
+        self._known_actions: dict[int, tuple[dict[str, Any], ActionCall]] = {}
 
     @property
     def machine(self) -> Machine:
@@ -604,7 +616,23 @@ class Runtime:
             ),
             last=last,
         )
-        leased = [replace(row, id=row_id) for row, row_id in zip(outbox, ids, strict=True)]
+        leased = [
+            OutboxRow(
+                row_id,
+                r.key,
+                r.machine,
+                r.entity_id,
+                r.action,
+                r.context,
+                r.status,
+                r.attempts,
+                r.next_attempt_at,
+                r.lease_owner,
+                r.lease_until,
+                r.last_error,
+            )
+            for r, row_id in zip(outbox, ids, strict=True)
+        ]
         return after, armed, result, leased
 
     def _decide(
@@ -656,7 +684,7 @@ class Runtime:
                 key=f"{prefix}:{seq}",
                 machine=self.name,
                 entity_id=entity.entity_id,
-                action=_action_dict(call),
+                action=self._action_dict(call),
                 context=context,
                 status="pending",
                 attempts=0,
@@ -667,6 +695,19 @@ class Runtime:
             )
             for seq, call in enumerate(result.all_actions)
         ]
+
+    def _action_dict(self, call: ActionCall) -> dict[str, Any]:
+        found = self._action_dicts.get(call)
+        if found is None:
+            found = self._action_dicts[call] = _action_dict(call)
+            self._known_actions[id(found)] = (found, call)
+        return found
+
+    def _action_call(self, action: dict[str, Any]) -> ActionCall:
+        known = self._known_actions.get(id(action))
+        if known is not None and known[0] is action:
+            return known[1]
+        return ActionCall.from_spec(action)
 
     def _history_row(
         self,
@@ -735,7 +776,7 @@ class Runtime:
 
     def _attempt(self, row: OutboxRow) -> None:
         """Run one leased row, then record what happened, if the lease is still ours."""
-        call = ActionCall.from_spec(row.action)
+        call = self._action_call(row.action)
         error = self._call(call, row)
         if error is None:
             # A lost ack only makes the action run again, which at least once allows:
@@ -842,5 +883,6 @@ def _event_and_key(event: str | Event, idempotency_key: str | None) -> tuple[Eve
                 f"{what} {value!r} is reserved: keys and ids starting with "
                 f"{_TIMER_PREFIX!r} or ending with {_FALLBACK_SUFFIX!r} are the runtime's own"
             )
-    _json_object(ev.payload, "the event payload")  # the inbox keeps JSON
+    if ev.payload:
+        _check_json(ev.payload, "the event payload")  # the inbox keeps JSON
     return ev, key

@@ -55,6 +55,7 @@ from statewise.runtime.store import (
     Received,
     TimerRow,
     WorkerRow,
+    dump_json,
     entity_bucket,
     iter_chunks,
 )
@@ -201,11 +202,6 @@ def _to_us(value: datetime) -> int:
 
 def _from_us(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
-
-
-def _dumps(value: Any) -> str:
-    # allow_nan=False: NaN is not JSON, and PostgreSQL's jsonb refuses it too.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -583,7 +579,7 @@ class SQLiteTx:
             )
             if cur.rowcount != 1:
                 raise ConcurrencyError(h.machine, h.entity_id, h.version - 1)
-        event = _dumps(h.event)
+        event = dump_json(h.event)
         if write.inbox_id is None:
             if write.received_at is None:
                 raise ValueError("an EventWrite without inbox_id needs received_at")
@@ -596,7 +592,7 @@ class SQLiteTx:
                     write.key,
                     event,
                     _to_us(write.received_at),
-                    _dumps(write.result),
+                    dump_json(write.result),
                 ),
             )
         else:
@@ -621,7 +617,7 @@ class SQLiteTx:
                 row.machine,
                 row.entity_id,
                 row.state,
-                _dumps(row.context),
+                dump_json(row.context),
                 row.version,
                 _to_us(row.entered_at),
                 entity_bucket(row.entity_id),
@@ -640,7 +636,7 @@ class SQLiteTx:
                WHERE machine = ? AND entity_id = ? AND version = ?""",
             (
                 row.state,
-                _dumps(row.context),
+                dump_json(row.context),
                 row.version,
                 _to_us(row.entered_at),
                 row.machine,
@@ -676,7 +672,7 @@ class SQLiteTx:
             """INSERT INTO inbox (machine, entity_id, key, event, received_at)
                VALUES (?, ?, ?, ?, ?)
                ON CONFLICT (machine, entity_id, key) DO NOTHING""",
-            (machine, entity_id, key, _dumps(event), _to_us(received_at)),
+            (machine, entity_id, key, dump_json(event), _to_us(received_at)),
         )
         added = cur.rowcount == 1
         found = db.execute(
@@ -712,7 +708,7 @@ class SQLiteTx:
     def inbox_done(self, inbox_id: int, result: dict[str, Any]) -> None:
         cur = self._db().execute(
             "UPDATE inbox SET result = ? WHERE id = ? AND result IS NULL",
-            (_dumps(result), inbox_id),
+            (dump_json(result), inbox_id),
         )
         if cur.rowcount != 1:
             raise RuntimeStoreError(
@@ -722,7 +718,7 @@ class SQLiteTx:
     # -- history
 
     def history_add(self, row: HistoryRow) -> None:
-        self._history_insert(row, _dumps(row.event))
+        self._history_insert(row, dump_json(row.event))
 
     def _history_insert(self, row: HistoryRow, event: str) -> None:
         self._db().execute(
@@ -742,7 +738,7 @@ class SQLiteTx:
                 row.to_state,
                 int(row.success),
                 row.error,
-                _dumps(row.actions),
+                dump_json(row.actions),
                 _to_us(row.at),
             ),
         )
@@ -794,8 +790,8 @@ class SQLiteTx:
                     row.key,
                     row.machine,
                     row.entity_id,
-                    _dumps(row.action),
-                    _dumps(row.context),
+                    dump_json(row.action),
+                    dump_json(row.context),
                     row.status,
                     row.attempts,
                     _to_us(row.next_attempt_at),

@@ -30,6 +30,7 @@ duplicate); a zombie whose row was re-claimed gets ``False`` and changes nothing
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -50,6 +51,7 @@ __all__ = [
     "TimerRow",
     "Tx",
     "WorkerRow",
+    "dump_json",
     "entity_bucket",
 ]
 
@@ -58,6 +60,16 @@ SCHEMA_VERSION = 1
 
 BUCKETS = 1024
 """How many buckets entities hash into; partition N ways with ``bucket % N``."""
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON text, as every store keeps it. NaN and the infinities are a
+    ``ValueError``: they are not JSON, and PostgreSQL's jsonb refuses them."""
+    # One encoder for all: json.dumps with options builds a new one per call.
+    return _JSON.encode(value)
 
 
 def entity_bucket(entity_id: str) -> int:
