@@ -1149,3 +1149,18 @@ def test_ack_refuses_a_naive_time(store: Store) -> None:
         store.ack(row_id, "w", at(1).replace(tzinfo=None))
     with store.transaction() as tx:
         assert tx.outbox_rows() == before
+
+
+def test_a_last_write_event_commits_with_the_block_and_ends_the_tx(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity())
+    with store.transaction() as tx:
+        assert tx.receive(M, "o-1", "k", "timeout") is not None
+        (row_id,) = tx.write_event(event_write(2, outbox=[outbox_row("orders:o-1:2:0")]), last=True)
+        with pytest.raises(RuntimeStoreError, match="transaction has ended"):
+            tx.get_entity(M, "o-1")
+    with store.transaction() as tx:
+        got = tx.receive(M, "o-1", "k", "timeout")
+        assert got is not None and (got.entity.state, got.entity.version) == ("FILLED", 2)
+        assert got.inbox is not None and got.inbox.result == RESULT
+        assert [r.id for r in tx.outbox_rows()] == [row_id]

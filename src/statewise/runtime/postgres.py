@@ -15,7 +15,10 @@ pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` st
 * **Transactions**: ``transaction()`` takes a pooled connection and runs one READ
   COMMITTED transaction on it (set explicitly, whatever the server's default),
   committed when the block ends and rolled back when it raises. BEGIN travels in one
-  pipeline with the first statement, so it costs no round trip of its own.
+  pipeline with the first statement, so it costs no round trip of its own; an
+  event's writes are one statement (data-modifying CTEs), and COMMIT travels with it.
+  Each pooled connection keeps its cursors, so psycopg prepares the frequent
+  statements once per connection.
 * **Locks**: ``lock_entity`` is ``SELECT ... FOR UPDATE``; ``inbox_pending``,
   ``outbox_claim`` and ``timers_due`` use ``FOR UPDATE SKIP LOCKED``, so concurrent
   workers pass over each other's rows instead of queueing behind them.

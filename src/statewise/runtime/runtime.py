@@ -5,20 +5,25 @@
 
 * **Events apply exactly once, in arrival order.** Every event is added to the inbox
   under an idempotency key, unique per entity; a redelivery finds the row and returns
-  the first result, changing nothing. ``send`` locks the entity, then applies its
-  oldest unprocessed events first (the one just added last), each in its own history
-  row, all in the one transaction that also writes the new state, the outbox rows and
-  the timer. A rejected event is recorded (history, inbox result) without changing
-  the state or the version.
+  the first result, changing nothing. ``send`` locks the entity (reading, with the
+  lock held, its inbox row for the key, whether older events wait, and its timer:
+  ``Tx.receive``), then applies its oldest unprocessed events first (the one sent
+  last), each in its own history row, all in the one transaction that also writes
+  the new state, the outbox rows and the timer. When no event waits, the one sent
+  is applied at once and its inbox row is written already processed, along with
+  everything else it changes (``Tx.write_event``: one statement on PostgreSQL, sent
+  with the COMMIT). A rejected event is recorded (history, inbox result) without
+  changing the state or the version.
 * **Actions run at least once, after the commit.** Each action of an applied result
   is an outbox row keyed ``machine:entity:version:seq`` (the key the action gets as
   ``idempotency_key``), holding what it needs to run later: the action call and the
   entity's context with the event payload under it. The rows are inserted already
   leased to this runtime, so the process that committed them makes the first attempt
   right after the commit, before any worker could. A row is acknowledged only while
-  its lease is still ours. Acks and claims commit with ``durable=False`` (the store
-  need not wait for the disk): losing one to a machine crash only runs an action
-  again, which at least once allows; the event's own transaction is always durable.
+  its lease is still ours. Acks (``Store.ack``: one statement, a transaction of its
+  own) and claims commit without waiting for the disk: losing one to a machine crash
+  only runs an action again, which at least once allows; the event's own transaction
+  is always durable.
   A failure is retried with jittered exponential backoff (the
   action's ``retry``, else ``error_policy``); after the last attempt the row is
   ``dead`` and, when the machine has a ``default_fallback``, the entity is sent the
