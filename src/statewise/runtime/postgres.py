@@ -60,6 +60,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from statewise.runtime.acks import DEFAULT_ACK_DELAY, BatchedAcks
 from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError
 from statewise.runtime.migrations import VERSION_TABLE, Migration, apply, check_version
 from statewise.runtime.store import (
@@ -160,7 +161,7 @@ class _Conn(psycopg.Connection[DictRow]):
 _OUTBOX_ROWS_PER_STATEMENT = 1000  # 11 parameters a row
 
 
-class PostgresStore:
+class PostgresStore(BatchedAcks):
     """A :class:`~statewise.runtime.store.Store` on PostgreSQL; thread-safe.
 
     ``min_size`` / ``max_size`` bound the pool; ``timeout`` is how long
@@ -186,7 +187,9 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 8,
         timeout: float = 30.0,
+        ack_delay: float = DEFAULT_ACK_DELAY,
     ) -> None:
+        self._init_acks(ack_delay)
         conninfo, url_schema = _split_schema(dsn)
         if schema is not None and url_schema is not None and schema != url_schema:
             raise ValueError(f"schema {schema!r} given, but the URL names {url_schema!r}")
@@ -252,7 +255,8 @@ class PostgresStore:
         """One READ COMMITTED transaction on a pooled connection: committed when the
         block ends, rolled back when it raises. Not reentrant on one thread (a nested
         one would take a second connection and could wait forever on the first's
-        locks): :class:`RuntimeStoreError`.
+        locks): :class:`RuntimeStoreError`. It writes the acks :meth:`ack_later`
+        holds first (sent with its first statement).
 
         ``durable=False`` runs it with ``SET LOCAL synchronous_commit = off``: the
         commit returns before its WAL record is flushed (the WAL writer flushes it
@@ -267,11 +271,13 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn:
                 tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE, self._channel)
+                acks = self._write_waiting_acks(tx)
                 try:
                     yield tx
                     tx.commit()
                 except BaseException:
                     tx.rollback()
+                    self._acks.put_back(acks)
                     raise
                 finally:
                     tx.end()
@@ -358,6 +364,9 @@ class PostgresStore:
         return listener
 
     def close(self) -> None:
+        """Write the acks still waiting, then close the pool and the listener."""
+        if not self._closed:
+            self._close_acks()
         self._closed = True
         self._pool.close()
         with self._listen_lock:
@@ -428,6 +437,7 @@ class PostgresTx:
         self._begin: Sequence[bytes] | None = begin
         self._channel = channel
         self._committed = False
+        self._deferred: list[tuple[Any, Sequence[Any]]] = []
         self._now: datetime | None = None
         self._pending_inbox: set[int] = set()
         self._wake = False
@@ -448,8 +458,8 @@ class PostgresTx:
         already; with the wake-up hint when :attr:`wakes` (delivered at commit, and
         only then: a rollback wakes no one). A transaction a statement failed in
         (an error the block caught) is rolled back: ``RuntimeStoreError``."""
-        if self._begin is not None or self._committed:
-            return
+        if self._committed or (self._begin is not None and not self._deferred):
+            return  # committed already, or nothing to commit
         conn = self._db()
         if conn.info.transaction_status == TransactionStatus.INERROR:
             raise RuntimeStoreError(
@@ -485,16 +495,16 @@ class PostgresTx:
         pipeline waits for every result and raises the first error."""
         conn = self._db()
         begin, self._begin = self._begin or (), None
-        cursors = conn.cursors(len(begin) + len(statements))
-        if not begin and len(statements) == 1:
+        deferred, self._deferred = self._deferred, []
+        before: list[tuple[Any, Sequence[Any]]] = [(b, ()) for b in begin]
+        before += deferred
+        cursors = conn.cursors(len(before) + len(statements))
+        if not before and len(statements) == 1:
             return [cursors[0].execute(*statements[0])]  # nothing to pipeline with
         with conn.pipeline():
-            for cur, statement in zip(cursors, begin, strict=False):
-                cur.execute(statement)
-            ours = cursors[len(begin) :]
-            for cur, (query, params) in zip(ours, statements, strict=True):
+            for cur, (query, params) in zip(cursors, [*before, *statements], strict=True):
                 cur.execute(query, params)
-        return ours
+        return cursors[len(before) :]
 
     def _db(self) -> _Conn:
         if self._conn is None or self._committed:
@@ -827,6 +837,20 @@ class PostgresTx:
         at = self._now if now is None else _aware(now, "now")
         return self._count(_ACK, (at, row_id, owner)) == 1
 
+    def outbox_ack_many(self, acks: Sequence[tuple[int, datetime | None]], owner: str) -> None:
+        # Sent with the next statement, or with COMMIT: no round trip of its own. A
+        # few acks (the usual one or two) as plain prepared statements: adapting
+        # arrays costs more client time than a statement more in the pipeline.
+        if len(acks) <= _ACKS_ONE_BY_ONE:
+            self._deferred += [
+                (_ACK, (None if at is None else _aware(at, "at"), row_id, owner))
+                for row_id, at in acks
+            ]
+            return
+        ids = [row_id for row_id, _ in acks]
+        ats = [None if at is None else _aware(at, "at") for _, at in acks]
+        self._deferred.append((_ACK_MANY, (ids, ats, owner)))
+
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> bool:
@@ -941,6 +965,14 @@ _ACK = (
     "UPDATE outbox SET status = 'done', done_at = coalesce(%s::timestamptz, now()),"
     " lease_owner = NULL, lease_until = NULL"
     " WHERE id = %s AND status = 'pending' AND lease_owner = %s"
+)
+
+_ACKS_ONE_BY_ONE = 4
+_ACK_MANY = (
+    "UPDATE outbox o SET status = 'done', done_at = coalesce(a.at, now()),"
+    " lease_owner = NULL, lease_until = NULL"
+    " FROM unnest(%s::bigint[], %s::timestamptz[]) AS a (id, at)"
+    " WHERE o.id = a.id AND o.status = 'pending' AND o.lease_owner = %s"
 )
 
 # One row whatever matches: the inbox row under the key (if any), whether older events

@@ -20,10 +20,11 @@
   entity's context with the event payload under it. The rows are inserted already
   leased to this runtime, so the process that committed them makes the first attempt
   right after the commit, before any worker could. A row is acknowledged only while
-  its lease is still ours. Acks (``Store.ack``: one statement, a transaction of its
-  own) and claims commit without waiting for the disk: losing one to a machine crash
-  only runs an action again, which at least once allows; the event's own transaction
-  is always durable.
+  its lease is still ours. Acks are written with the store's next transaction, or
+  within its ``ack_delay`` (``Store.ack_later``, :mod:`statewise.runtime.acks`), and
+  claims commit without waiting for the disk: losing one to a crash only runs an
+  action again, which at least once allows; the event's own transaction is always
+  durable.
   A failure is retried with jittered exponential backoff (the
   action's ``retry``, else ``error_policy``); after the last attempt the row is
   ``dead`` and, when the machine has a ``default_fallback``, the entity is sent the
@@ -119,6 +120,7 @@ WorkerStatus: TypeAlias = Literal["stopped", "waiting", "ready", "running", "clo
 Clock: TypeAlias = Callable[[], datetime]
 ShouldStop: TypeAlias = Callable[[], bool]
 
+_DECISION_DICTS = 256  # decisions whose dict form a runtime keeps (see _result_dict)
 _TIMER_PREFIX = "timer:"
 _FALLBACK_SUFFIX = ":fallback"
 
@@ -235,6 +237,12 @@ class Runtime:
             )
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        if lease_seconds < 10 * store.ack_delay:
+            # An ack may wait ack_delay to be written: the lease must outlast that by far.
+            raise ValueError(
+                f"lease_seconds must be at least ten times the store's ack_delay "
+                f"({store.ack_delay!r} s), got {lease_seconds!r}"
+            )
         self._machine = machine
         self._store = store
         self._clock = clock
@@ -248,6 +256,7 @@ class Runtime:
         # that the first attempt need not parse it back (the dicts are never mutated).
         self._action_dicts: dict[ActionCall, dict[str, Any]] = {}
         self._known_actions: dict[int, tuple[dict[str, Any], ActionCall]] = {}
+        self._decision_dicts: dict[int, tuple[Decision, dict[str, Any]]] = {}
 
     @property
     def machine(self) -> Machine:
@@ -606,10 +615,11 @@ class Runtime:
             # spec changed): drop it, or it would stay due for ever.
             armed, timer_cancel = None, TIMER
         outbox = self._outbox(after, result, now) if applied else []
+        event_dict = event.to_dict()
         ids = tx.write_event(
             EventWrite(
-                history=self._history_row(after, event, result, note, now),
-                result=result.to_dict(),
+                history=self._history_row(after, event_dict, result, note, now),
+                result=self._result_dict(result, event_dict if result.event is event else None),
                 inbox_id=inbox_id,
                 key=key,
                 received_at=now,
@@ -714,10 +724,26 @@ class Runtime:
             return known[1]
         return ActionCall.from_spec(action)
 
+    def _result_dict(
+        self, result: TransitionResult, event: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """``result.to_dict()`` (``event``: its event's, when known already), built from
+        a copy of the decision's part made once: most events repeat a decision the
+        machine made before, and shares."""
+        decision = result.decision
+        known = self._decision_dicts.get(id(decision))
+        if known is None or known[0] is not decision:
+            if len(self._decision_dicts) >= _DECISION_DICTS:
+                self._decision_dicts.clear()  # bounded, whatever the machine shares
+            full = result.to_dict()
+            del full["event"]
+            known = self._decision_dicts[id(decision)] = (decision, full)
+        return {**known[1], "event": result.event.to_dict() if event is None else event}
+
     def _history_row(
         self,
         after: EntityRow,
-        event: Event,
+        event: dict[str, Any],
         result: TransitionResult,
         note: str | None,
         now: datetime,
@@ -729,7 +755,7 @@ class Runtime:
             entity_id=after.entity_id,
             seq=0,  # the next one, numbered by the store in the insert
             version=after.version,
-            event=event.to_dict(),
+            event=event,
             from_state=result.source_state,
             to_state=result.target_state if applied else result.source_state,
             success=result.success,
@@ -787,9 +813,7 @@ class Runtime:
             # A lost ack only makes the action run again, which at least once allows:
             # no wait for the disk. Without a clock of our own, the store's (no read).
             at = None if self._clock is None else _aware(self._clock())
-            acked = self._store.ack(row.id, self._worker_id, at)
-            if not acked:
-                log.info("%s: %s ran, but its lease was taken over: not acked", self.name, row.key)
+            self._store.ack_later(row.id, self._worker_id, at)  # see statewise.runtime.acks
             return
         leased: list[OutboxRow] = []
         with self._store.transaction() as tx:

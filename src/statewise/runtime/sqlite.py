@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
+from statewise.runtime.acks import DEFAULT_ACK_DELAY, BatchedAcks
 from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError
 from statewise.runtime.migrations import (
     VERSION_TABLE,
@@ -252,7 +253,7 @@ class SQLiteMigrationTarget:
         )
 
 
-class SQLiteStore:
+class SQLiteStore(BatchedAcks):
     """A store in the SQLite file ``path``; several processes may share the file.
 
     ``migrate=True`` (the default) brings the schema up to ``SCHEMA_VERSION`` here and
@@ -274,8 +275,10 @@ class SQLiteStore:
         migrate: bool = True,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 30_000,
+        ack_delay: float = DEFAULT_ACK_DELAY,
     ) -> None:
         check_sqlite_version(sqlite3.sqlite_version_info)
+        self._init_acks(ack_delay)
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(
@@ -332,7 +335,8 @@ class SQLiteStore:
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[SQLiteTx]:
         """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled
-        back when it raises. Not reentrant on one thread.
+        back when it raises. Not reentrant on one thread. It writes the acks
+        :meth:`ack_later` holds first.
 
         ``durable=False`` commits with ``synchronous = NORMAL`` (the connection's own
         setting is back right after): in WAL mode that appends to the WAL without an
@@ -344,10 +348,12 @@ class SQLiteStore:
         if relax:
             # Set outside the transaction: the pager reads it when the commit syncs.
             conn.execute("PRAGMA synchronous = NORMAL")
+        acks: list[Any] = []
         try:
             with self._write(conn):
                 tx = SQLiteTx(conn, datetime.now(UTC))
                 try:
+                    acks = self._write_waiting_acks(tx)
                     yield tx
                     if tx._failed:
                         # As on PostgreSQL, where the failed statement aborts the
@@ -358,6 +364,9 @@ class SQLiteStore:
                         )
                 finally:
                     tx._end()
+        except BaseException:
+            self._acks.put_back(acks)
+            raise
         finally:
             if relax:
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -414,7 +423,10 @@ class SQLiteStore:
         }
 
     def close(self) -> None:
-        """Close every connection this process opened; idempotent."""
+        """Write the acks still waiting, then close every connection this process
+        opened; idempotent."""
+        if not self._closed:
+            self._close_acks()
         with self._lock:
             self._closed = True
             connections = list(self._connections.values())
@@ -844,6 +856,12 @@ class SQLiteTx:
     def outbox_ack(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
         cur = self._db().execute(_ACK, (_to_us(self._now if now is None else now), row_id, owner))
         return cur.rowcount == 1
+
+    def outbox_ack_many(self, acks: Sequence[tuple[int, datetime | None]], owner: str) -> None:
+        now = _to_us(self._now)
+        self._db().executemany(
+            _ACK, [(now if at is None else _to_us(at), row_id, owner) for row_id, at in acks]
+        )
 
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str

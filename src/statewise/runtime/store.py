@@ -310,6 +310,14 @@ class Tx(Protocol):
         ``owner`` still holds the lease; ``False`` otherwise, with nothing changed."""
         ...
 
+    def outbox_ack_many(self, acks: Sequence[tuple[int, datetime | None]], owner: str) -> None:
+        """:meth:`outbox_ack` for each (row id, time) of ``acks`` (``None``: the
+        transaction's :meth:`now`); rows ``owner`` no longer holds stay as they are.
+        Answers nothing, so that a store may send it with the transaction's next
+        statement (PostgreSQL: no round trip of its own); it is written by the time
+        the transaction commits."""
+        ...
+
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
     ) -> bool:
@@ -370,6 +378,12 @@ class Store(Protocol):
 
     url: str
 
+    @property
+    def ack_delay(self) -> float:
+        """Seconds an ack given to :meth:`ack_later` may wait for a transaction to
+        carry it (see :mod:`statewise.runtime.acks`); ``0``: written at once."""
+        ...
+
     def transaction(self, *, durable: bool = True) -> AbstractContextManager[Tx]:
         """A new write transaction (not reentrant: no transaction inside another on
         the same thread). Refuses with ``SchemaVersionError`` a schema other than
@@ -388,7 +402,19 @@ class Store(Protocol):
 
     def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
         """:meth:`Tx.outbox_ack` in a transaction of its own, not durable (see
-        ``durable=False``), in one round trip: the hot path of every action."""
+        ``durable=False``), in one round trip."""
+        ...
+
+    def ack_later(self, row_id: int, owner: str, at: datetime | None = None) -> None:
+        """Acknowledge as :meth:`Tx.outbox_ack` does, written by the next transaction
+        this store opens on any thread, or within ``ack_delay`` seconds by a thread
+        of the store, or by :meth:`flush_acks` or :meth:`close`, whichever comes
+        first; at once when ``ack_delay`` is 0. A row whose lease ``owner`` lost is
+        left as it is, as by ``outbox_ack``; nothing reports it."""
+        ...
+
+    def flush_acks(self) -> None:
+        """Write every ack :meth:`ack_later` holds, now."""
         ...
 
     def schema_version(self) -> int:
@@ -401,7 +427,9 @@ class Store(Protocol):
         ...
 
     def close(self) -> None:
-        """Close every connection; idempotent. The store cannot be used afterwards."""
+        """Write the acks still waiting (a failure is logged: those actions will run
+        again), then close every connection; idempotent. The store cannot be used
+        afterwards."""
         ...
 
 
