@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 
@@ -144,16 +145,22 @@ def test_a_block_that_raises_rolls_everything_back(store: Store) -> None:
         assert tx.timer_get(M, "o-1", "timeout") is None
 
 
-def test_lock_entity_serializes_writers(store: Store) -> None:
+LockRead: TypeAlias = Callable[[Tx, str, str], EntityRow | None]
+
+
+def bump_from_threads(store: Store, lock: LockRead, *, rounds: int) -> None:
+    """Three threads each add 1 to a counter ``rounds`` times, reading it through
+    ``lock`` (which must lock the row) and writing it back with a version check: the
+    count comes out exact only if the lock serializes them."""
     with store.transaction() as tx:
         tx.insert_entity(entity(count=0, version=0))
-    rounds, errors = 40, []
+    errors: list[BaseException] = []
 
     def bump() -> None:
         try:
             for _ in range(rounds):
                 with store.transaction() as tx:
-                    row = tx.lock_entity(M, "o-1")
+                    row = lock(tx, M, "o-1")
                     assert row is not None
                     after = EntityRow(
                         M, "o-1", "OPEN", {"count": row.context["count"] + 1}, row.version + 1, T0
@@ -173,6 +180,12 @@ def test_lock_entity_serializes_writers(store: Store) -> None:
         final = tx.get_entity(M, "o-1")
     assert final is not None
     assert (final.context["count"], final.version) == (3 * rounds, 3 * rounds)
+
+
+def test_lock_entity_serializes_writers(store: Store) -> None:
+    bump_from_threads(
+        store, lambda tx, machine, entity_id: tx.lock_entity(machine, entity_id), rounds=40
+    )
 
 
 def test_now_is_aware_utc_and_fixed_for_the_transaction(store: Store) -> None:
@@ -765,34 +778,13 @@ def test_receive_returns_the_timer_of_that_name(store: Store) -> None:
         assert timer(tx, "timeout") is None
 
 
+def _receive_locked(tx: Tx, machine: str, entity_id: str) -> EntityRow | None:
+    got = tx.receive(machine, entity_id, None, "timeout")
+    return None if got is None else got.entity
+
+
 def test_receive_serializes_writers(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.insert_entity(entity(count=0, version=0))
-    rounds, errors = 20, []
-
-    def bump() -> None:
-        try:
-            for _ in range(rounds):
-                with store.transaction() as tx:
-                    got = tx.receive(M, "o-1", None, "timeout")
-                    assert got is not None
-                    row = got.entity
-                    after = replace(row, context={"count": row.context["count"] + 1})
-                    after = replace(after, version=row.version + 1)
-                    assert tx.update_entity(after, expected_version=row.version)
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=bump) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    with store.transaction() as tx:
-        final = tx.get_entity(M, "o-1")
-    assert final is not None
-    assert (final.context["count"], final.version) == (3 * rounds, 3 * rounds)
+    bump_from_threads(store, _receive_locked, rounds=20)
 
 
 def test_receive_sees_what_the_lock_holder_committed_while_it_waited(store: Store) -> None:

@@ -732,13 +732,7 @@ class PostgresTx:
                 row.machine,
                 row.entity_id,
                 row.version,
-                _json(row.event),
-                row.from_state,
-                row.to_state,
-                row.success,
-                row.error,
-                _json(list(row.actions)),
-                _aware(row.at, "at"),
+                *_history_params(row),
             ),
         )
 
@@ -1041,15 +1035,7 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
     params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
     if not write.applied:
         params.append(h.version)
-    params += [
-        _json(h.event),
-        h.from_state,
-        h.to_state,
-        h.success,
-        h.error,
-        _json(list(h.actions)),
-        _aware(h.at, "at"),
-    ]
+    params += _history_params(h)
     if write.timer_set is not None:
         t = write.timer_set
         ctes.append(
@@ -1090,6 +1076,19 @@ def _aware(value: datetime, name: str) -> datetime:
 def _utc(value: datetime) -> datetime:
     # The session is in UTC already; psycopg's tzinfo for it is ZoneInfo("UTC").
     return value.astimezone(UTC)
+
+
+def _history_params(h: HistoryRow) -> list[Any]:
+    """A history row's values from ``event`` on, in ``_HISTORY`` order."""
+    return [
+        _json(h.event),
+        h.from_state,
+        h.to_state,
+        h.success,
+        h.error,
+        _json(list(h.actions)),
+        _aware(h.at, "at"),
+    ]
 
 
 def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
