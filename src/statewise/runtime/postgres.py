@@ -437,7 +437,9 @@ class PostgresTx:
         self._begin: Sequence[bytes] | None = begin
         self._channel = channel
         self._committed = False
-        self._deferred: list[tuple[Any, Sequence[Any]]] = []
+        # Acks to write before any statement that reads the outbox, or at the latest
+        # with the event's write or the COMMIT: see outbox_ack_many.
+        self._acks: list[tuple[int, datetime | None, str]] = []
         self._now: datetime | None = None
         self._pending_inbox: set[int] = set()
         self._wake = False
@@ -458,7 +460,7 @@ class PostgresTx:
         already; with the wake-up hint when :attr:`wakes` (delivered at commit, and
         only then: a rollback wakes no one). A transaction a statement failed in
         (an error the block caught) is rolled back: ``RuntimeStoreError``."""
-        if self._committed or (self._begin is not None and not self._deferred):
+        if self._committed or (self._begin is not None and not self._acks):
             return  # committed already, or nothing to commit
         conn = self._db()
         if conn.info.transaction_status == TransactionStatus.INERROR:
@@ -469,7 +471,16 @@ class PostgresTx:
 
     def _commit_statements(self) -> list[tuple[Any, Sequence[Any]]]:
         notify = [("SELECT pg_notify(%s, '')", (self._channel,))] if self.wakes else []
-        return [*notify, (b"COMMIT", ())]
+        return [*self._take_acks(), *notify, (b"COMMIT", ())]
+
+    def _take_acks(self) -> list[tuple[str, Sequence[Any]]]:
+        """The acks waiting, as one statement (taken: sent with the next pipeline)."""
+        acks, self._acks = self._acks, []
+        if not acks:
+            return []
+        ctes = _ack_ctes(acks, "a")
+        params = [value for _, values in ctes for value in values]
+        return [("WITH " + ", ".join(cte for cte, _ in ctes) + " SELECT 1", params)]
 
     def rollback(self) -> None:
         """Roll back whatever is open; quietly, since it runs while an error is raised
@@ -488,16 +499,19 @@ class PostgresTx:
     def _exec(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> _Cursor:
         return self._pipelined((query, params))[0]
 
-    def _pipelined(self, *statements: tuple[Any, Sequence[Any] | dict[str, Any]]) -> list[_Cursor]:
-        """Run ``statements`` (and BEGIN, if still to send) in one round trip, each on
-        a cursor of its own; each runs after the one before it has finished (with a
-        snapshot of its own: READ COMMITTED), so it sees what those did. Leaving the
-        pipeline waits for every result and raises the first error."""
+    def _pipelined(
+        self, *statements: tuple[Any, Sequence[Any] | dict[str, Any]], acks: bool = True
+    ) -> list[_Cursor]:
+        """Run ``statements`` (and BEGIN, if still to send, and with ``acks`` the acks
+        waiting) in one round trip, each on a cursor of its own; each runs after the
+        one before it has finished (with a snapshot of its own: READ COMMITTED), so it
+        sees what those did. Leaving the pipeline waits for every result and raises
+        the first error."""
         conn = self._db()
         begin, self._begin = self._begin or (), None
-        deferred, self._deferred = self._deferred, []
         before: list[tuple[Any, Sequence[Any]]] = [(b, ()) for b in begin]
-        before += deferred
+        if acks and self._acks:
+            before += self._take_acks()
         cursors = conn.cursors(len(before) + len(statements))
         if not before and len(statements) == 1:
             return [cursors[0].execute(*statements[0])]  # nothing to pipeline with
@@ -546,6 +560,7 @@ class PostgresTx:
                 (machine, entity_id),
             ),
             (_RECEIVE, (machine, entity_id, key, timer)),
+            acks=False,  # reads no outbox row: the acks can ride with the write
         )
         row = locked.fetchone()
         if row is None:
@@ -571,7 +586,8 @@ class PostgresTx:
         return Received(_entity(row), self._now, inbox, bool(got["backlog"]), armed)
 
     def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
-        statements: list[tuple[Any, Sequence[Any]]] = [_event_statement(write)]
+        acks, self._acks = self._acks, []
+        statements: list[tuple[Any, Sequence[Any]]] = [_event_statement(write, acks)]
         if write.inbox_id is not None:
             self._pending_inbox.discard(write.inbox_id)
         if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
@@ -832,18 +848,11 @@ class PostgresTx:
         return self._count(_ACK, (at, row_id, owner)) == 1
 
     def outbox_ack_many(self, acks: Sequence[tuple[int, datetime | None]], owner: str) -> None:
-        # Sent with the next statement, or with COMMIT: no round trip of its own. A
-        # few acks (the usual one or two) as plain prepared statements: adapting
-        # arrays costs more client time than a statement more in the pipeline.
-        if len(acks) <= _ACKS_ONE_BY_ONE:
-            self._deferred += [
-                (_ACK, (None if at is None else _aware(at, "at"), row_id, owner))
-                for row_id, at in acks
-            ]
-            return
-        ids = [row_id for row_id, _ in acks]
-        ats = [None if at is None else _aware(at, "at") for _, at in acks]
-        self._deferred.append((_ACK_MANY, (ids, ats, owner)))
+        # No round trip of its own: sent with the next statement that may read the
+        # outbox, else folded into the event's write (write_event), else with COMMIT.
+        self._acks += [
+            (row_id, None if at is None else _aware(at, "at"), owner) for row_id, at in acks
+        ]
 
     def outbox_retry(
         self, row_id: int, owner: str, *, attempts: int, next_attempt_at: datetime, error: str
@@ -965,8 +974,8 @@ _ACKS_ONE_BY_ONE = 4
 _ACK_MANY = (
     "UPDATE outbox o SET status = 'done', done_at = coalesce(a.at, now()),"
     " lease_owner = NULL, lease_until = NULL"
-    " FROM unnest(%s::bigint[], %s::timestamptz[]) AS a (id, at)"
-    " WHERE o.id = a.id AND o.status = 'pending' AND o.lease_owner = %s"
+    " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS a (id, at, owner)"
+    " WHERE o.id = a.id AND o.status = 'pending' AND o.lease_owner = a.owner"
 )
 
 # One row whatever matches: the inbox row under the key (if any), whether older events
@@ -984,7 +993,29 @@ _RECEIVE = (
 )
 
 
-def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
+def _ack_ctes(
+    acks: Sequence[tuple[int, datetime | None, str]], prefix: str
+) -> list[tuple[str, list[Any]]]:
+    """The acks as CTEs (``<prefix><n> AS (UPDATE ...)``): one UPDATE each for a few,
+    one over ``unnest`` for more (adapting arrays costs more client time than a few
+    UPDATEs). One statement updates a row once at most, so a row acked twice by one
+    owner keeps its first ack, as separate statements would."""
+    first: dict[tuple[int, str], tuple[int, datetime | None, str]] = {}
+    for row_id, at, owner in acks:
+        first.setdefault((row_id, owner), (row_id, at, owner))
+    acks = list(first.values())
+    if len(acks) <= _ACKS_ONE_BY_ONE:
+        return [
+            (f"{prefix}{n} AS ({_ACK})", [at, row_id, owner])
+            for n, (row_id, at, owner) in enumerate(acks)
+        ]
+    ids, ats, owners = ([a[i] for a in acks] for i in range(3))
+    return [(f"{prefix}0 AS ({_ACK_MANY})", [ids, ats, owners])]
+
+
+def _event_statement(
+    write: EventWrite, acks: Sequence[tuple[int, datetime | None, str]] = ()
+) -> tuple[str, list[Any]]:
     """One statement for all of ``write``: data-modifying CTEs, one round trip.
 
     The checks fail the statement, so that nothing of it can commit: the history row
@@ -996,6 +1027,9 @@ def _event_statement(write: EventWrite) -> tuple[str, list[Any]]:
     h = write.history
     ctes: list[str] = []
     params: list[Any] = []
+    for cte, values in _ack_ctes(acks, "ack"):
+        ctes.append(cte)
+        params += values
     version = "%s::bigint"
     if write.applied:
         ctes.append(
