@@ -554,11 +554,7 @@ class PostgresTx:
         # the previous holder committed; one statement would read inbox and timer rows
         # from a snapshot taken before the wait.
         locked, found = self._pipelined(
-            (
-                f"SELECT {_ENTITY}, now() AS tx_now FROM entities"
-                " WHERE machine = %s AND entity_id = %s FOR UPDATE",
-                (machine, entity_id),
-            ),
+            (_LOCK, (machine, entity_id)),
             (_RECEIVE, (machine, entity_id, key, timer)),
             acks=False,  # reads no outbox row: the acks can ride with the write
         )
@@ -634,11 +630,7 @@ class PostgresTx:
 
     def lock_entity(self, machine: str, entity_id: str) -> EntityRow | None:
         # The transaction's now() comes along, so that now() needs no round trip later.
-        row = self._one(
-            f"SELECT {_ENTITY}, now() AS tx_now FROM entities"
-            " WHERE machine = %s AND entity_id = %s FOR UPDATE",
-            (machine, entity_id),
-        )
+        row = self._one(_LOCK, (machine, entity_id))
         if row is None:
             return None
         if self._now is None:
@@ -963,6 +955,11 @@ class PostgresTx:
 
 
 # -- the event path's statements -------------------------------------------------------
+
+_LOCK = (
+    f"SELECT {_ENTITY}, now() AS tx_now FROM entities"
+    " WHERE machine = %s AND entity_id = %s FOR UPDATE"
+)
 
 _ACK = (
     "UPDATE outbox SET status = 'done', done_at = coalesce(%s::timestamptz, now()),"

@@ -691,7 +691,8 @@ class Runtime:
         if not result.all_actions:
             return []
         # What the action reads later, without the event: the context over the payload.
-        context = {**thaw(result.event.payload), **entity.context}
+        payload = result.event.payload
+        context = {**thaw(payload), **entity.context} if payload else entity.context
         prefix = f"{self.name}:{entity.entity_id}:{entity.version}"
         return [
             OutboxRow(
