@@ -14,6 +14,7 @@ import os
 import sqlite3
 import time
 import warnings
+import weakref
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,14 @@ import pytest
 from statewise import ActionRegistry
 from statewise.machine import StateMachine
 from statewise.runtime import Runtime
-from statewise.runtime.acks import DEFAULT_ACK_DELAY, BatchedAcks
+from statewise.runtime.acks import (
+    DEFAULT_ACK_DELAY,
+    AckBuffer,
+    BatchedAcks,
+    _close_at_exit,
+    _forget_in_child,
+)
+from statewise.runtime.errors import RuntimeStoreError
 from statewise.runtime.sqlite import SQLiteStore
 from statewise.runtime.store import OutboxRow, Store
 from tests.runtime.conftest import Backend
@@ -413,3 +421,106 @@ def test_a_forked_child_forgets_the_acks_its_parent_holds(tmp_path: Path) -> Non
             assert conn.execute("SELECT status FROM outbox").fetchall() == [("pending",)]
     with closing(sqlite3.connect(tmp_path / "store.db")) as conn:
         assert conn.execute("SELECT status FROM outbox").fetchall() == [("done",)]
+
+
+# -- the buffer on its own: failures, exit and fork hooks
+
+
+class Flusher:
+    """A ``flush_once`` that fails ``failures`` times, then empties the buffer."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.buffer: AckBuffer | None = None
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("the database is away")
+        assert self.buffer is not None
+        self.buffer.take()
+
+
+def buffer_with(failures: int, delay: float) -> tuple[AckBuffer, Flusher]:
+    flusher = Flusher(failures)
+    buffer = AckBuffer(flusher, delay)
+    flusher.buffer = buffer
+    return buffer, flusher
+
+
+def test_the_thread_logs_a_failed_write_and_tries_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    buffer, flusher = buffer_with(failures=1, delay=0.01)
+    with caplog.at_level("ERROR", logger="statewise.runtime"):
+        buffer.add((1, "w", None))
+        deadline = time.monotonic() + 5
+        while len(buffer) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(buffer) == 0 and flusher.calls == 2
+    assert "writing 1 outbox acks failed; trying again" in caplog.text
+    buffer.close()
+
+
+def test_a_failed_flush_leaves_the_acks_waiting() -> None:
+    buffer, flusher = buffer_with(failures=1, delay=60)
+    buffer.add((1, "w", None))
+    with pytest.raises(RuntimeError, match="away"):
+        buffer.flush()
+    assert len(buffer) == 1  # the store's transaction put them back (here: never took)
+    buffer.flush()
+    assert len(buffer) == 0 and flusher.calls == 2
+    buffer.close()
+
+
+def test_the_exit_hook_writes_what_waits_and_only_logs_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    buffer, flusher = buffer_with(failures=0, delay=60)
+    buffer.add((1, "w", None))
+    _close_at_exit(weakref.ref(buffer))
+    assert len(buffer) == 0 and flusher.calls == 1
+
+    failing, _ = buffer_with(failures=5, delay=60)
+    failing.add((2, "w", None))
+    with caplog.at_level("ERROR", logger="statewise.runtime"):
+        _close_at_exit(weakref.ref(failing))  # must not raise at interpreter exit
+    assert "at exit failed: those actions will run again" in caplog.text
+    assert len(failing) == 1
+
+    gone, _ = buffer_with(failures=0, delay=60)
+    ref = weakref.ref(gone)
+    del gone
+    _close_at_exit(ref)  # collected already: nothing to do
+
+
+def test_the_fork_hook_empties_the_child_buffer() -> None:
+    # As a forked child sees it: acks copied from the parent, and no thread (threads
+    # do not survive fork), so put_back stands in for the parent's adds.
+    buffer, flusher = buffer_with(failures=0, delay=60)
+    buffer.put_back([(1, "w", None), (2, "w", None)])
+    _forget_in_child(weakref.ref(buffer))
+    assert len(buffer) == 0
+    buffer.add((3, "w", None))  # usable afterwards: a lock and a thread of its own
+    buffer.flush()
+    assert flusher.calls == 1 and len(buffer) == 0
+    buffer.close()
+
+
+def test_a_store_that_cannot_write_its_acks_on_close_logs_it_and_closes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "store.db", ack_delay=60)
+    (row_id,) = leased_rows(store, 1)
+    store.ack_later(row_id, "w1")
+
+    def away() -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(store._acks, "_flush_once", away)
+    with caplog.at_level("ERROR", logger="statewise.runtime"):
+        store.close()
+    assert "while closing failed: those actions will run again" in caplog.text
+    with pytest.raises(RuntimeStoreError, match="closed"), store.transaction():
+        pass

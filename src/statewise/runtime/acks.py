@@ -177,11 +177,11 @@ class BatchedAcks:
     def ack_delay(self) -> float:
         return self._acks.delay
 
-    def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool:
-        raise NotImplementedError  # each store's own
+    if TYPE_CHECKING:  # each store's own
 
-    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Any]:
-        raise NotImplementedError  # each store's own
+        def ack(self, row_id: int, owner: str, at: datetime | None = None) -> bool: ...
+
+        def transaction(self, *, durable: bool = True) -> AbstractContextManager[Any]: ...
 
     def ack_later(self, row_id: int, owner: str, at: datetime | None = None) -> None:
         if self._acks.delay == 0:
