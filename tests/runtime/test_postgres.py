@@ -24,11 +24,13 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import PoolTimeout
 
-from statewise.runtime import open_store
+from statewise import Event, StateMachine
+from statewise.runtime import Runtime, open_store
 from statewise.runtime.errors import RuntimeStoreError, SchemaVersionError
 from statewise.runtime.migrations import Migration
 from statewise.runtime.postgres import MIGRATIONS, PostgresStore
 from statewise.runtime.store import SCHEMA_VERSION, EntityRow, OutboxRow, TimerRow
+from statewise.runtime.worker import Worker
 from tests.runtime.pg import DSN_ENV, fresh_schema, postgres_store, server_dsn
 
 T = TypeVar("T")
@@ -560,3 +562,38 @@ def test_a_lost_listener_reconnects_and_reports_a_wake_up(store: PostgresStore) 
     with store.transaction() as tx:
         tx.outbox_add([outbox_row("k")])
     assert store.wait(5) is True  # listening again
+
+
+def test_an_idle_worker_wakes_at_a_hint_not_at_the_end_of_its_nap(store: PostgresStore) -> None:
+    machine = StateMachine.from_dict(
+        {
+            "meta": {"machine_name": "hint"},
+            "states": [{"name": "A", "type": "initial"}, {"name": "B"}],
+            "transitions": [{"trigger": "go", "source": "A", "dest": "B"}],
+        }
+    )
+    rt = Runtime(machine, store)
+    rt.create("e1")
+    # Naps of 20 s: without the hint, the event would wait for the nap to end.
+    worker = Worker(rt, idle_min=20, idle_max=20, heartbeat_seconds=60)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with store.transaction() as tx:
+                if [w.status for w in tx.workers()] == ["waiting"]:
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the worker did not go idle")
+        started = time.monotonic()
+        assert rt.enqueue("e1", Event("go", id="g-1"))  # its commit sends the hint
+        while rt.get("e1").state != "B" and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert rt.get("e1").state == "B"
+        assert time.monotonic() - started < 10
+    finally:
+        worker.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive()

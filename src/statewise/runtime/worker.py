@@ -4,6 +4,9 @@
 ``dispatch_outbox``, each up to ``batch`` rows) for as long as rounds find work. A
 round that finds none sends it to sleep: ``idle_min`` seconds first, doubling up to
 ``idle_max`` while rounds stay empty, back to ``idle_min`` as soon as one finds work.
+On a store that sends wake-up hints (PostgreSQL's LISTEN/NOTIFY: ``store.wait``), the
+nap listens for them and ends at the first, so work another process leaves is taken
+at once rather than after the nap; a hint is only a hint, and the polling stays.
 Any number of workers may run against one store: the store's locks and leases keep
 them from doing the same work twice.
 
@@ -57,7 +60,9 @@ class Worker:
     """Runs ``runtime``'s background work in a loop; see the module docstring.
 
     ``monotonic`` and ``sleep`` are injectable for tests; ``sleep`` is only ever asked
-    for a short nap, so that a stop request is noticed within ``0.05`` s.
+    for a short nap, so that a stop request is noticed within ``0.05`` s. ``hints``:
+    nap on the store's ``wait`` (when it has one) instead of ``sleep``, ending the nap
+    at the first wake-up hint; an injected ``sleep`` turns it off (tests own time).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Worker:
         heartbeat_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        hints: bool = True,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch!r}")
@@ -82,6 +88,10 @@ class Worker:
         self._heartbeat = heartbeat_seconds
         self._monotonic = monotonic
         self._sleep = sleep
+        wait = getattr(runtime.store, "wait", None)
+        self._wait: Callable[[float], bool] | None = (
+            wait if hints and sleep is time.sleep and callable(wait) else None
+        )
         self._stopping = False  # a plain flag: the one thing a signal handler may set
         self._status: WorkerStatus | None = None
         self._beat_at = 0.0
@@ -172,7 +182,10 @@ class Worker:
             left = end - self._monotonic()
             if left <= 0:
                 return
-            self._sleep(min(_NAP, left))
+            if self._wait is None:
+                self._sleep(min(_NAP, left))
+            elif self._wait(min(_NAP, left)):
+                return  # a hint: work may be waiting, look now
 
 
 @dataclass(frozen=True, slots=True)
