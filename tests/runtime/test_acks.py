@@ -36,32 +36,10 @@ from statewise.runtime.errors import RuntimeStoreError
 from statewise.runtime.sqlite import SQLiteStore
 from statewise.runtime.store import OutboxRow, Store
 from tests.runtime.conftest import Backend
+from tests.runtime.rows import T0, M, at, outbox_row
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-M = "orders"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LONG = 5.0  # an ack_delay no test waits out: only a transaction, a flush or close writes
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def outbox_row(key: str, *, due: float = 0, entity_id: str = "o-1") -> OutboxRow:
-    return OutboxRow(
-        id=0,
-        key=key,
-        machine=M,
-        entity_id=entity_id,
-        action={"name": "notify", "params": {"template": "x"}},
-        context={"order_id": entity_id, "qty": 3},
-        status="pending",
-        attempts=0,
-        next_attempt_at=at(due),
-        lease_owner=None,
-        lease_until=None,
-        last_error=None,
-    )
 
 
 def waiting(store: Store) -> int:
@@ -139,6 +117,14 @@ def test_a_transaction_reads_the_acks_it_carries_as_written(backend: Backend) ->
     assert state(other, row_id) == DONE
 
 
+def wait_until_done(other: Store, row_id: int, timeout: float = 5.0) -> None:
+    """Poll (through a store that carries none of the acks) until the row is done."""
+    deadline = time.monotonic() + timeout
+    while state(other, row_id) != DONE:
+        assert time.monotonic() < deadline, f"the ack of row {row_id} was never written"
+        time.sleep(0.01)
+
+
 def test_flush_acks_writes_at_once(backend: Backend) -> None:
     store = backend.open(ack_delay=LONG)
     other = backend.open()
@@ -160,10 +146,7 @@ def test_the_store_thread_writes_a_waiting_ack_within_ack_delay(backend: Backend
     other = backend.open()
     [row_id] = leased_rows(store, 1)
     store.ack_later(row_id, "w1", at(1))
-    deadline = time.monotonic() + 5.0
-    while state(other, row_id) != DONE:
-        assert time.monotonic() < deadline, "the store's thread never wrote the ack"
-        time.sleep(0.01)
+    wait_until_done(other, row_id)
     assert waiting(store) == 0
     assert done_times(other)[row_id] == at(1)
 
@@ -174,10 +157,7 @@ def test_the_store_thread_writes_acks_again_after_an_idle_spell(backend: Backend
     first, second = leased_rows(store, 2)
     for row_id in (first, second):
         store.ack_later(row_id, "w1")
-        deadline = time.monotonic() + 5.0
-        while state(other, row_id) != DONE:
-            assert time.monotonic() < deadline, f"the ack of row {row_id} was never written"
-            time.sleep(0.01)
+        wait_until_done(other, row_id)
         assert waiting(store) == 0
         time.sleep(0.1)  # the thread goes idle, waiting for an ack to arrive
 
