@@ -504,3 +504,23 @@ def test_a_store_that_cannot_write_its_acks_on_close_logs_it_and_closes(
     assert "while closing failed: those actions will run again" in caplog.text
     with pytest.raises(RuntimeStoreError, match="closed"), store.transaction():
         pass
+
+
+def test_a_flush_whose_transaction_fails_leaves_the_acks_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "store.db", ack_delay=60)
+    (row_id,) = leased_rows(store, 1)
+    store.ack_later(row_id, "w1")
+
+    def locked(*, durable: bool = True) -> Any:
+        raise RuntimeStoreError("the database stayed locked")
+
+    monkeypatch.setattr(store, "transaction", locked)
+    with pytest.raises(RuntimeStoreError, match="stayed locked"):
+        store.flush_acks()
+    assert waiting(store) == 1
+    monkeypatch.undo()
+    store.flush_acks()
+    assert waiting(store) == 0 and state(store, row_id) == DONE
+    store.close()

@@ -264,23 +264,28 @@ def test_an_event_gets_one_result_only(store: Store) -> None:
     assert again.result == {"first": True}
 
 
-def test_inbox_receive_says_whether_older_events_wait(store: Store) -> None:
+def test_events_added_one_after_another_wait_in_order(store: Store) -> None:
+    def backlog(entity_id: str, key: str) -> bool:
+        got = tx.receive(M, entity_id, key, "timeout")
+        assert got is not None
+        return got.backlog
+
     with store.transaction() as tx:
         for entity_id in ("a", "b"):
             tx.insert_entity(entity(entity_id))
-        a1, added, backlog = tx.inbox_receive(M, "a", "1", {"n": 1}, T0)
-        assert (added, backlog) == (True, False)  # the entity's only pending event
+        a1, added = tx.inbox_add(M, "a", "1", {"n": 1}, T0)
+        assert (added, backlog("a", "1")) == (True, False)  # the entity's only pending event
         assert tx.inbox_first_pending(M, "a") == a1
-        a2, added, backlog = tx.inbox_receive(M, "a", "2", {"n": 2}, T0)
-        assert (added, backlog) == (True, True)  # a1 waits before it
-        _, added, backlog = tx.inbox_receive(M, "b", "1", {"n": 3}, T0)
-        assert (added, backlog) == (True, False)  # another entity's events do not count
-        again, added, _ = tx.inbox_receive(M, "a", "1", {"n": 9}, at(1))
-        assert (again, added) == (a1, False)  # a redelivery, as inbox_add
+        a2, added = tx.inbox_add(M, "a", "2", {"n": 2}, T0)
+        assert (added, backlog("a", "2")) == (True, True)  # a1 waits before it
+        _, added = tx.inbox_add(M, "b", "1", {"n": 3}, T0)
+        assert (added, backlog("b", "1")) == (True, False)  # another entity's do not count
+        again, added = tx.inbox_add(M, "a", "1", {"n": 9}, at(1))
+        assert (again, added) == (a1, False)  # a redelivery
         tx.inbox_done(a1.id, {"success": True})
         tx.inbox_done(a2.id, {"success": True})
-        _, added, backlog = tx.inbox_receive(M, "a", "3", {"n": 4}, T0)
-        assert (added, backlog) == (True, False)  # processed events do not count
+        _, added = tx.inbox_add(M, "a", "3", {"n": 4}, T0)
+        assert (added, backlog("a", "3")) == (True, False)  # processed events do not count
 
 
 # -- history

@@ -52,7 +52,7 @@ Ack: TypeAlias = tuple[int, str, datetime | None]
 class AckBuffer:
     """Acks waiting to be written; thread-safe.
 
-    ``flush_once()`` opens a store transaction, which writes every ack waiting. A
+    ``flush_once()`` writes every ack waiting, in a store transaction of its own. A
     daemon thread, started with the first ack, calls it once the oldest ack has
     waited ``delay`` seconds and no transaction took it meanwhile (a failure is
     logged, and tried again ``delay`` later)."""
@@ -193,20 +193,21 @@ class BatchedAcks:
         self._acks.flush()
 
     def _write_waiting_acks(self, tx: Tx) -> list[Ack]:
-        """Write (or, on PostgreSQL, queue with the first statement) every ack waiting,
-        grouped by owner; what was taken, to put back if the transaction fails."""
+        """Write (or, on PostgreSQL, queue with the first statement) every ack waiting;
+        what was taken, to put back if the transaction fails."""
         acks = self._acks.take()
-        if acks:
-            owners: dict[str, list[tuple[int, datetime | None]]] = {}
-            for row_id, owner, at in acks:
-                owners.setdefault(owner, []).append((row_id, at))
-            for owner, rows in owners.items():
-                tx.outbox_ack_many(rows, owner)
+        _write_acks(tx, acks)
         return acks
 
     def _flush_acks_once(self) -> None:
-        with self.transaction(durable=False):
-            pass  # opening it writes the acks
+        """The acks waiting, written in a transaction of their own, not durable."""
+        acks = self._acks.take()
+        try:
+            with self.transaction(durable=False) as tx:
+                _write_acks(tx, acks)
+        except BaseException:
+            self._acks.put_back(acks)
+            raise
 
     def _close_acks(self) -> None:
         try:
@@ -216,6 +217,14 @@ class BatchedAcks:
                 "writing %d outbox acks while closing failed: those actions will run again",
                 len(self._acks),
             )
+
+
+def _write_acks(tx: Tx, acks: Sequence[Ack]) -> None:
+    owners: dict[str, list[tuple[int, datetime | None]]] = {}
+    for row_id, owner, at in acks:
+        owners.setdefault(owner, []).append((row_id, at))
+    for owner, rows in owners.items():
+        tx.outbox_ack_many(rows, owner)
 
 
 def _close_at_exit(ref: weakref.ref[AckBuffer]) -> None:

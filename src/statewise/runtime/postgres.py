@@ -667,34 +667,24 @@ class PostgresTx:
     def inbox_add(
         self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
     ) -> tuple[InboxRow, bool]:
-        row, added, _ = self.inbox_receive(machine, entity_id, key, event, received_at)
-        return row, added
-
-    def inbox_receive(
-        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
-    ) -> tuple[InboxRow, bool, bool]:
         received_at = _aware(received_at, "received_at")
         # ON CONFLICT waits for a concurrent insert of the same key to commit or roll
         # back, so the SELECT below (a new snapshot: READ COMMITTED) always finds it.
         row = self._one(
             "INSERT INTO inbox (machine, entity_id, key, event, received_at)"
             " VALUES (%s, %s, %s, %s, %s)"
-            f" ON CONFLICT (machine, entity_id, key) DO NOTHING RETURNING {_INBOX},"
-            # The statement's snapshot: the row just inserted is not among those seen.
-            " EXISTS (SELECT 1 FROM inbox o WHERE o.machine = inbox.machine"
-            " AND o.entity_id = inbox.entity_id AND o.result IS NULL AND o.id < inbox.id)"
-            " AS backlog",
+            f" ON CONFLICT (machine, entity_id, key) DO NOTHING RETURNING {_INBOX}",
             (machine, entity_id, key, _json(event), received_at),
         )
         if row is not None:
             self._pending_inbox.add(row["id"])
-            return _inbox(row), True, bool(row["backlog"])
+            return _inbox(row), True
         row = self._one(
             f"SELECT {_INBOX} FROM inbox WHERE machine = %s AND entity_id = %s AND key = %s",
             (machine, entity_id, key),
         )
         assert row is not None, "a conflicting inbox row is committed, so visible"
-        return _inbox(row), False, True
+        return _inbox(row), False
 
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         if limit < 1:

@@ -673,12 +673,6 @@ class SQLiteTx:
     def inbox_add(
         self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
     ) -> tuple[InboxRow, bool]:
-        row, added, _ = self.inbox_receive(machine, entity_id, key, event, received_at)
-        return row, added
-
-    def inbox_receive(
-        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
-    ) -> tuple[InboxRow, bool, bool]:
         db = self._db()
         cur = db.execute(
             """INSERT INTO inbox (machine, entity_id, key, event, received_at)
@@ -688,13 +682,10 @@ class SQLiteTx:
         )
         added = cur.rowcount == 1
         found = db.execute(
-            """SELECT *, EXISTS (SELECT 1 FROM inbox o WHERE o.machine = inbox.machine
-                 AND o.entity_id = inbox.entity_id AND o.result IS NULL AND o.id < inbox.id
-               ) AS backlog
-               FROM inbox WHERE machine = ? AND entity_id = ? AND key = ?""",
+            "SELECT * FROM inbox WHERE machine = ? AND entity_id = ? AND key = ?",
             (machine, entity_id, key),
         ).fetchone()
-        return _inbox_row(found), added, bool(found["backlog"])
+        return _inbox_row(found), added
 
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         if limit < 1:

@@ -247,16 +247,6 @@ class Tx(Protocol):
         redelivery; the existing row is returned, with its result if processed)."""
         ...
 
-    def inbox_receive(
-        self, machine: str, entity_id: str, key: str, event: dict[str, Any], received_at: datetime
-    ) -> tuple[InboxRow, bool, bool]:
-        """:meth:`inbox_add`, and a third answer, got along with it (no statement of its
-        own): whether the entity may have unprocessed events older than the row.
-        ``False`` only when the row was added now and is the entity's oldest unprocessed
-        event, i.e. what :meth:`inbox_first_pending` would return; a redelivery may
-        always answer ``True``."""
-        ...
-
     def inbox_pending(self, machine: str, limit: int) -> list[InboxRow]:
         """Unprocessed events, oldest (first added: by ``id``) first, for entities not
         locked by another transaction (PostgreSQL: SKIP LOCKED); at most ``limit``."""
