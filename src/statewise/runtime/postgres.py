@@ -17,8 +17,8 @@ pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` st
   committed when the block ends and rolled back when it raises. BEGIN travels in one
   pipeline with the first statement, so it costs no round trip of its own; an
   event's writes are one statement (data-modifying CTEs), and COMMIT travels with it.
-  Each pooled connection keeps its cursors, so psycopg prepares the frequent
-  statements once per connection.
+  The store's statements bypass psycopg's cursors: they go through libpq's pipeline
+  mode directly (:mod:`statewise.runtime.pg_pipeline`), prepared once per connection.
 * **Locks**: ``lock_entity`` is ``SELECT ... FOR UPDATE``; ``inbox_pending``,
   ``outbox_claim`` and ``timers_due`` use ``FOR UPDATE SKIP LOCKED``, so concurrent
   workers pass over each other's rows instead of queueing behind them.
@@ -63,6 +63,7 @@ from psycopg_pool import ConnectionPool
 from statewise.runtime.acks import DEFAULT_ACK_DELAY, BatchedAcks
 from statewise.runtime.errors import ConcurrencyError, RuntimeStoreError
 from statewise.runtime.migrations import VERSION_TABLE, Migration, apply, check_version
+from statewise.runtime.pg_pipeline import Pipeline, Result, Statement
 from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
@@ -137,25 +138,17 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION, "a new SCHEMA_VERSION needs its migration here"
 
-_Cursor = psycopg.Cursor[DictRow]
-
 
 class _Conn(psycopg.Connection[DictRow]):
-    """A pooled connection that keeps its cursors: ``conn.execute`` makes a new cursor
-    per statement, which costs about as much client time as running the statement.
-    Statements keep server-side parameters, so psycopg prepares the frequent ones."""
+    """A pooled connection with the store's statements' own pipeline (kept with the
+    connection, and its prepared statements with it)."""
 
-    _sw_cursors: list[_Cursor] | None = None
+    _sw_pipeline: Pipeline | None = None
 
-    def cursors(self, n: int) -> list[_Cursor]:
-        """``n`` distinct cursors (statements in one pipeline each need their own),
-        the same ones every call; a result must be read before its cursor runs the
-        next statement."""
-        if self._sw_cursors is None:
-            self._sw_cursors = []
-        while len(self._sw_cursors) < n:
-            self._sw_cursors.append(self.cursor())
-        return self._sw_cursors[:n]
+    def statements(self, *, prepare: bool) -> Pipeline:
+        if self._sw_pipeline is None:
+            self._sw_pipeline = Pipeline(self, prepare=prepare)
+        return self._sw_pipeline
 
 
 _OUTBOX_ROWS_PER_STATEMENT = 1000  # 11 parameters a row
@@ -173,6 +166,10 @@ class PostgresStore(BatchedAcks):
     (``statewise db upgrade`` opens old stores so); the first transaction then refuses
     any version but ``SCHEMA_VERSION``.
 
+    The store's statements are prepared on each connection the first time they run
+    there; ``prepare=False`` sends them unnamed every time, for a pooler that may run
+    them on another server connection (PgBouncer before 1.21 in transaction mode).
+
     ``url`` opens the same store again (``open_store(store.url)``, in another process):
     the DSN as a URL, with ``?schema=`` unless the schema is the default, and with the
     password if the DSN had one; ``repr`` and error messages show ``***`` instead.
@@ -188,8 +185,10 @@ class PostgresStore(BatchedAcks):
         max_size: int = 8,
         timeout: float = 30.0,
         ack_delay: float = DEFAULT_ACK_DELAY,
+        prepare: bool = True,
     ) -> None:
         self._init_acks(ack_delay)
+        self._prepare = prepare
         conninfo, url_schema = _split_schema(dsn)
         if schema is not None and url_schema is not None and schema != url_schema:
             raise ValueError(f"schema {schema!r} given, but the URL names {url_schema!r}")
@@ -270,7 +269,12 @@ class PostgresStore(BatchedAcks):
         self._local.active = True
         try:
             with self._pool.connection() as conn:
-                tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE, self._channel)
+                tx = PostgresTx(
+                    conn,
+                    _BEGIN if durable else _BEGIN_NOT_DURABLE,
+                    self._channel,
+                    prepare=self._prepare,
+                )
                 acks = self._write_waiting_acks(tx)
                 try:
                     yield tx
@@ -290,12 +294,10 @@ class PostgresStore(BatchedAcks):
         with ``is_local``, evaluated once before any row is read)."""
         self._check_open()
         with self._pool.connection() as conn:
-            [cur] = conn.cursors(1)
-            cur.execute(
-                _ACK + " AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'",
-                (None if at is None else _aware(at, "at"), row_id, owner),
+            [done] = conn.statements(prepare=self._prepare).run(
+                [(_ACK_NOT_DURABLE, (None if at is None else _aware(at, "at"), row_id, owner))]
             )
-            return cur.rowcount == 1
+            return done.rowcount == 1
 
     def _check_open(self) -> None:
         if self._closed:
@@ -432,8 +434,16 @@ class PostgresTx:
     after it) goes to the server in one pipeline with that statement, so starting it
     costs no round trip of its own (a block that runs nothing sends nothing)."""
 
-    def __init__(self, conn: _Conn, begin: Sequence[bytes] = _BEGIN, channel: str = "") -> None:
+    def __init__(
+        self,
+        conn: _Conn,
+        begin: Sequence[bytes] = _BEGIN,
+        channel: str = "",
+        *,
+        prepare: bool = True,
+    ) -> None:
         self._conn: _Conn | None = conn
+        self._statements = conn.statements(prepare=prepare)
         self._begin: Sequence[bytes] | None = begin
         self._channel = channel
         self._committed = False
@@ -469,11 +479,11 @@ class PostgresTx:
             )
         self._pipelined(*self._commit_statements())
 
-    def _commit_statements(self) -> list[tuple[Any, Sequence[Any]]]:
+    def _commit_statements(self) -> list[Statement]:
         notify = [("SELECT pg_notify(%s, '')", (self._channel,))] if self.wakes else []
         return [*self._take_acks(), *notify, (b"COMMIT", ())]
 
-    def _take_acks(self) -> list[tuple[str, Sequence[Any]]]:
+    def _take_acks(self) -> list[Statement]:
         """The acks waiting, as one statement (taken: sent with the next pipeline)."""
         acks, self._acks = self._acks, []
         if not acks:
@@ -496,29 +506,20 @@ class PostgresTx:
         """The block ended: the connection is back in the pool, not this Tx's any more."""
         self._conn = None
 
-    def _exec(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> _Cursor:
+    def _exec(self, query: str | bytes, params: Sequence[Any] = ()) -> Result:
         return self._pipelined((query, params))[0]
 
-    def _pipelined(
-        self, *statements: tuple[Any, Sequence[Any] | dict[str, Any]], acks: bool = True
-    ) -> list[_Cursor]:
+    def _pipelined(self, *statements: Statement, acks: bool = True) -> list[Result]:
         """Run ``statements`` (and BEGIN, if still to send, and with ``acks`` the acks
-        waiting) in one round trip, each on a cursor of its own; each runs after the
-        one before it has finished (with a snapshot of its own: READ COMMITTED), so it
-        sees what those did. Leaving the pipeline waits for every result and raises
-        the first error."""
-        conn = self._db()
+        waiting) in one round trip; each runs after the one before it has finished
+        (with a snapshot of its own: READ COMMITTED), so it sees what those did. Every
+        result is read before the first error is raised."""
+        self._db()
         begin, self._begin = self._begin or (), None
-        before: list[tuple[Any, Sequence[Any]]] = [(b, ()) for b in begin]
+        before: list[Statement] = [(b, ()) for b in begin]
         if acks and self._acks:
             before += self._take_acks()
-        cursors = conn.cursors(len(before) + len(statements))
-        if not before and len(statements) == 1:
-            return [cursors[0].execute(*statements[0])]  # nothing to pipeline with
-        with conn.pipeline():
-            for cur, (query, params) in zip(cursors, [*before, *statements], strict=True):
-                cur.execute(query, params)
-        return cursors[len(before) :]
+        return self._statements.run([*before, *statements])[len(before) :]
 
     def _db(self) -> _Conn:
         if self._conn is None or self._committed:
@@ -530,13 +531,13 @@ class PostgresTx:
         """Whether committing leaves work a worker should be woken for."""
         return self._wake or bool(self._pending_inbox)
 
-    def _one(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> DictRow | None:
+    def _one(self, query: str, params: Sequence[Any] = ()) -> DictRow | None:
         return self._exec(query, params).fetchone()
 
-    def _all(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
+    def _all(self, query: str, params: Sequence[Any] = ()) -> list[DictRow]:
         return self._exec(query, params).fetchall()
 
-    def _count(self, query: Any, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+    def _count(self, query: str, params: Sequence[Any] = ()) -> int:
         return self._exec(query, params).rowcount
 
     def now(self) -> datetime:
@@ -800,24 +801,22 @@ class PostgresTx:
     ) -> list[OutboxRow]:
         if limit < 1 or (ids is not None and not ids):
             return []
-        params: dict[str, Any] = {
-            "now": _aware(now, "now"),
-            "until": _aware(lease_until, "lease_until"),
-            "owner": owner,
-            "limit": limit,
-            "ids": list(ids) if ids is not None else None,
-        }
-        only = " AND id = ANY(%(ids)s)" if ids is not None else ""
+        now = _aware(now, "now")
+        params: list[Any] = [owner, _aware(lease_until, "lease_until"), now, now]
+        only = ""
+        if ids is not None:
+            only = " AND id = ANY(%s::bigint[])"
+            params.append(list(ids))
         # The inner SELECT locks the rows it picks and passes over rows another
         # claimer holds; the rows it locked are re-checked against the WHERE clause.
         rows = self._all(
-            "UPDATE outbox SET lease_owner = %(owner)s, lease_until = %(until)s"
+            "UPDATE outbox SET lease_owner = %s, lease_until = %s"
             " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
-            " AND next_attempt_at <= %(now)s"
-            " AND (lease_owner IS NULL OR lease_until <= %(now)s)" + only + ""
-            " ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " AND next_attempt_at <= %s AND (lease_owner IS NULL OR lease_until <= %s)"
+            + only
+            + " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_OUTBOX}",
-            params,
+            [*params, limit],
         )
         claimed = [_outbox(row) for row in rows]
         claimed.sort(key=lambda r: (r.next_attempt_at, r.id))
@@ -875,9 +874,9 @@ class PostgresTx:
     ) -> list[OutboxRow]:
         rows = self._all(
             f"SELECT {_OUTBOX} FROM outbox"
-            " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
-            " AND (%(machine)s::text IS NULL OR machine = %(machine)s) ORDER BY id",
-            {"status": status, "machine": machine},
+            " WHERE (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR machine = %s)"
+            " ORDER BY id",
+            (status, status, machine, machine),
         )
         return [_outbox(row) for row in rows]
 
@@ -956,6 +955,8 @@ _ACK = (
     " lease_owner = NULL, lease_until = NULL"
     " WHERE id = %s AND status = 'pending' AND lease_owner = %s"
 )
+
+_ACK_NOT_DURABLE = _ACK + " AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
 
 _ACKS_ONE_BY_ONE = 4
 _ACK_MANY = (
