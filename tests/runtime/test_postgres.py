@@ -10,6 +10,7 @@ without waiting for it.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -443,6 +444,72 @@ def test_a_server_that_cannot_be_reached_fails_the_open_at_once() -> None:
 def test_a_schema_named_twice_must_be_the_same() -> None:
     with pytest.raises(ValueError, match="schema 'a' given, but the URL names 'b'"):
         PostgresStore("postgresql://h/db?schema=b", schema="a")
+
+
+# -- prepared statements
+
+
+def ours_prepared(store: PostgresStore) -> int:
+    """How many of the store's statements are prepared on the connection a transaction
+    gets (the pool has one connection in these tests)."""
+    with store.transaction() as tx:
+        row = tx.connection.execute(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'sw\\_%'"
+        ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def work(store: PostgresStore) -> None:
+    with store.transaction() as tx:
+        tx.insert_entity(entity("o-1"))
+        assert tx.get_entity(M, "o-1") == entity("o-1")
+        assert tx.lock_entity(M, "o-1") == entity("o-1")
+
+
+@pytest.mark.parametrize(
+    ("options", "query", "prepared", "in_url"),
+    [
+        ({}, "", True, False),
+        ({"prepare": False}, "", False, True),
+        ({}, "?prepare=off", False, True),
+        ({}, "?prepare=No", False, True),
+        ({}, "?prepare=on", True, False),
+        ({"prepare": True}, "?prepare=1", True, False),
+    ],
+)
+def test_statements_are_prepared_unless_told_not_to(
+    opened: list[PostgresStore],
+    options: dict[str, Any],
+    query: str,
+    prepared: bool,
+    in_url: bool,
+) -> None:
+    dsn = psycopg.conninfo.conninfo_to_dict(server_dsn())
+    url = f"postgresql://{dsn['user']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}{query}"
+    store = PostgresStore(url, schema=fresh_schema(), max_size=1, **options)
+    opened.append(store)
+    work(store)
+    assert (ours_prepared(store) > 0) is prepared
+    assert ("prepare=off" in store.url) is in_url
+    again = open_store(store.url, max_size=1)  # the URL keeps the choice
+    assert isinstance(again, PostgresStore)
+    opened.append(again)
+    with again.transaction() as tx:
+        assert tx.get_entity(M, "o-1") == entity("o-1")
+    assert (ours_prepared(again) > 0) is prepared
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("postgresql://h/db?prepare=maybe", {}, "?prepare= takes on or off, got 'maybe'"),
+        ("postgresql://h/db?prepare=off", {"prepare": True}, "prepare=True given, but the URL"),
+    ],
+)
+def test_a_prepare_option_must_be_clear(url: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PostgresStore(url, **options)
 
 
 # -- JSON

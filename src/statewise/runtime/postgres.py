@@ -167,8 +167,9 @@ class PostgresStore(BatchedAcks):
     any version but ``SCHEMA_VERSION``.
 
     The store's statements are prepared on each connection the first time they run
-    there; ``prepare=False`` sends them unnamed every time, for a pooler that may run
-    them on another server connection (PgBouncer before 1.21 in transaction mode).
+    there; ``prepare=False`` (in a URL ``?prepare=off``) sends them unnamed every time,
+    for a pooler that may run them on another server connection (PgBouncer before 1.21
+    in transaction mode).
 
     ``url`` opens the same store again (``open_store(store.url)``, in another process):
     the DSN as a URL, with ``?schema=`` unless the schema is the default, and with the
@@ -185,15 +186,17 @@ class PostgresStore(BatchedAcks):
         max_size: int = 8,
         timeout: float = 30.0,
         ack_delay: float = DEFAULT_ACK_DELAY,
-        prepare: bool = True,
+        prepare: bool | None = None,
     ) -> None:
         self._init_acks(ack_delay)
-        self._prepare = prepare
-        conninfo, url_schema = _split_schema(dsn)
+        conninfo, url_schema, url_prepare = _split_options(dsn)
         if schema is not None and url_schema is not None and schema != url_schema:
             raise ValueError(f"schema {schema!r} given, but the URL names {url_schema!r}")
+        if prepare is not None and url_prepare is not None and prepare != url_prepare:
+            raise ValueError(f"prepare={prepare} given, but the URL says {url_prepare}")
+        self._prepare: bool = next(p for p in (prepare, url_prepare, True) if p is not None)
         self.schema: str = schema or url_schema or DEFAULT_SCHEMA
-        self.url: str = _url(dsn, conninfo, self.schema)
+        self.url: str = _url(dsn, conninfo, self.schema, prepare=self._prepare)
         self._conninfo = conninfo
         # A channel name is at most 63 bytes; stores whose names share those only share
         # wake-ups, which are hints anyway.
@@ -1187,16 +1190,27 @@ def _is_url(dsn: str) -> bool:
     return dsn.startswith(("postgresql://", "postgres://"))
 
 
-def _split_schema(dsn: str) -> tuple[str, str | None]:
-    """The conninfo libpq gets, and the ``schema`` query parameter of a URL, if any."""
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True}
+_SWITCH |= {"off": False, "false": False, "no": False, "0": False}
+
+
+def _split_options(dsn: str) -> tuple[str, str | None, bool | None]:
+    """The conninfo libpq gets, and the store's own query parameters of a URL (taken
+    out of it): ``schema`` and ``prepare`` (on/off), if given."""
     if not _is_url(dsn):
-        return dsn, None
+        return dsn, None, None
     base, _, query = dsn.partition("?")
     params = parse_qsl(query, keep_blank_values=True)
-    schema = [v for k, v in params if k == "schema"]
-    if not schema:
-        return dsn, None
-    return _with_query(base, [(k, v) for k, v in params if k != "schema"]), schema[-1]
+    ours = {k: v for k, v in params if k in ("schema", "prepare")}
+    if not ours:
+        return dsn, None, None
+    prepare = None
+    if "prepare" in ours:
+        prepare = _SWITCH.get(ours["prepare"].lower())
+        if prepare is None:
+            raise ValueError(f"?prepare= takes on or off, got {ours['prepare']!r}")
+    conninfo = _with_query(base, [(k, v) for k, v in params if k not in ours])
+    return conninfo, ours.get("schema"), prepare
 
 
 def _with_query(base: str, params: list[tuple[str, str]]) -> str:
@@ -1205,10 +1219,13 @@ def _with_query(base: str, params: list[tuple[str, str]]) -> str:
     return f"{base}?{urlencode(params, safe='/*', quote_via=quote)}" if params else base
 
 
-def _url(dsn: str, conninfo: str, schema: str) -> str:
+def _url(dsn: str, conninfo: str, schema: str, *, prepare: bool = True) -> str:
     """A URL that opens this store again: the URL given (or the ``key=value`` DSN
-    written as one), naming the schema unless it is the default."""
+    written as one), naming the schema unless it is the default, and ``prepare=off``
+    when so."""
     extra = [] if schema == DEFAULT_SCHEMA else [("schema", schema)]
+    if not prepare:
+        extra.append(("prepare", "off"))
     if _is_url(dsn):
         base, _, query = conninfo.partition("?")
         return _with_query(base, parse_qsl(query, keep_blank_values=True) + extra)
