@@ -24,11 +24,14 @@ server connection). Code of your own on the same connection must not ``DEALLOCAT
 
 Parameters are psycopg's ``%s`` placeholders (``%%`` for a percent sign), sent as text;
 the server infers each one's type from where it stands, so a value whose type it cannot
-infer needs a cast in the SQL (``%s::timestamptz``). Rows come back as dicts.
+infer needs a cast in the SQL (``%s::timestamptz``). Rows come back as dicts; times in
+the session time zone the connection had when the pipeline first read one (the store
+keeps every connection in UTC).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import select
 from collections import OrderedDict
@@ -50,6 +53,11 @@ _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _DONE = (_TUPLES_OK, _COMMAND_OK)
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _PLACEHOLDER = re.compile(r"%(s|%)|%")
+_MAX_PARAMS = 65535  # the protocol's limit (a 16-bit count)
+_TX_HEALTHY = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
+# Prepared names are unique in the process, so that two Pipelines on one connection
+# (or one after another) never ask for the same name.
+_names = itertools.count(1)
 
 _numbered: dict[str | bytes, tuple[bytes, int]] = {}
 _NUMBERED_MAX = 1024  # distinct statement texts remembered; then the memo starts over
@@ -119,7 +127,6 @@ class Pipeline:
         self._max_prepared = max_prepared
         self._adapt: abc.Transformer = Transformer(conn)
         self._names: OrderedDict[bytes, bytes] = OrderedDict()  # SQL -> prepared name
-        self._last_name = 0
         self._to_release: list[bytes] = []
         self._read = select.poll()
         self._read.register(conn.pgconn.socket, select.POLLIN)
@@ -140,9 +147,17 @@ class Pipeline:
                     f"the statement has {count} placeholders but {len(params)} parameters"
                     f" were given: {sql.decode()!r}"
                 )
+            if count > _MAX_PARAMS:
+                raise psycopg.ProgrammingError(
+                    f"a statement takes at most {_MAX_PARAMS} parameters, got {count}"
+                )
             values = self._adapt.dump_sequence(params, [PyFormat.TEXT] * count)
             queued.append((self._name(sql), sql, values))
-        release, self._to_release = self._to_release, []
+        # Released only where a DEALLOCATE cannot fail: not in a failed transaction
+        # (it would fail there, and take the statements after it along).
+        release: list[bytes] = []
+        if self._to_release and self._conn.pgconn.transaction_status in _TX_HEALTHY:
+            release, self._to_release = self._to_release, []
         with self._conn.lock:
             try:
                 results, prepared = self._exchange(self._conn.pgconn, queued, release)
@@ -187,8 +202,7 @@ class Pipeline:
             name: bytes | None = known
             if name == b"":
                 if sql not in preparing:
-                    self._last_name += 1
-                    preparing[sql] = (b"sw_%d" % self._last_name, commands)
+                    preparing[sql] = (b"sw_%d" % next(_names), commands)
                     pgconn.send_prepare(preparing[sql][0], sql)
                     commands += 1
                 name = preparing[sql][0]
