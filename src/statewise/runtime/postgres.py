@@ -44,6 +44,7 @@ pool. ``dsn`` is a libpq URL (``postgresql://user@host/db``) or ``key=value`` st
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -997,11 +998,16 @@ def _ack_ctes(
     acks = list(first.values())
     if len(acks) <= _ACKS_ONE_BY_ONE:
         return [
-            (f"{prefix}{n} AS ({_ACK})", [at, row_id, owner])
+            (_ack_cte(prefix, n, many=False), [at, row_id, owner])
             for n, (row_id, at, owner) in enumerate(acks)
         ]
     ids, ats, owners = ([a[i] for a in acks] for i in range(3))
-    return [(f"{prefix}0 AS ({_ACK_MANY})", [ids, ats, owners])]
+    return [(_ack_cte(prefix, 0, many=True), [ids, ats, owners])]
+
+
+@functools.cache
+def _ack_cte(prefix: str, n: int, *, many: bool) -> str:
+    return f"{prefix}{n} AS ({_ACK_MANY if many else _ACK})"
 
 
 def _event_statement(
@@ -1016,28 +1022,14 @@ def _event_statement(
     already processed) leaves NULL there, and the NOT NULL violation names the
     column. Rows: the outbox rows' ids and keys (none: one row of NULLs)."""
     h = write.history
-    ctes: list[str] = []
-    params: list[Any] = []
-    for cte, values in _ack_ctes(acks, "ack"):
-        ctes.append(cte)
-        params += values
-    version = "%s::bigint"
+    ack_ctes = _ack_ctes(acks, "ack")
+    params: list[Any] = [value for _, values in ack_ctes for value in values]
     if write.applied:
-        ctes.append(
-            "e AS (UPDATE entities SET state = %s, version = %s,"
-            " entered_at = coalesce(%s::timestamptz, entered_at)"
-            " WHERE machine = %s AND entity_id = %s AND version = %s RETURNING version)"
-        )
         entered = None if write.entered_at is None else _aware(write.entered_at, "entered_at")
         params += [h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1]
-        version = "(SELECT version FROM e)"
     if write.inbox_id is None:
         if write.received_at is None:
             raise ValueError("an EventWrite without inbox_id needs received_at")
-        ctes.append(
-            "i AS (INSERT INTO inbox (machine, entity_id, key, event, received_at, result)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
-        )
         params += [
             h.machine,
             h.entity_id,
@@ -1047,42 +1039,82 @@ def _event_statement(
             _json(write.result),
         ]
     else:
-        ctes.append(
-            "i AS (UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL RETURNING id)"
-        )
         params += [_json(write.result), write.inbox_id]
-    ctes.append(
-        f"h AS (INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
-        " coalesce(nullif(%s::bigint, 0), (SELECT coalesce(max(seq), 0) + 1 FROM history"
-        " WHERE machine = %s AND entity_id = %s)),"
-        f" {version}, %s, (SELECT %s::text FROM i), %s, %s, %s, %s, %s))"
-    )
     params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
     if not write.applied:
         params.append(h.version)
     params += _history_params(h)
     if write.timer_set is not None:
         t = write.timer_set
+        params += [t.machine, t.entity_id, t.name, _aware(t.due_at, "due_at"), t.generation]
+    if write.timer_cancel is not None:
+        params += [h.machine, h.entity_id, write.timer_cancel]
+    params += [value for row in write.outbox for value in _outbox_params(row)]
+    sql = _event_sql(
+        tuple(cte for cte, _ in ack_ctes),
+        applied=write.applied,
+        insert=write.inbox_id is None,
+        timer_set=write.timer_set is not None,
+        timer_cancel=write.timer_cancel is not None,
+        outbox=len(write.outbox),
+    )
+    return sql, params
+
+
+@functools.lru_cache(maxsize=256)
+def _event_sql(
+    acks: tuple[str, ...],
+    *,
+    applied: bool,
+    insert: bool,
+    timer_set: bool,
+    timer_cancel: bool,
+    outbox: int,
+) -> str:
+    """The text of :func:`_event_statement` for one shape of write (kept: the same
+    text object each time, so that neither it nor its hash is built again)."""
+    ctes = list(acks)
+    version = "%s::bigint"
+    if applied:
+        ctes.append(
+            "e AS (UPDATE entities SET state = %s, version = %s,"
+            " entered_at = coalesce(%s::timestamptz, entered_at)"
+            " WHERE machine = %s AND entity_id = %s AND version = %s RETURNING version)"
+        )
+        version = "(SELECT version FROM e)"
+    if insert:
+        ctes.append(
+            "i AS (INSERT INTO inbox (machine, entity_id, key, event, received_at, result)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
+        )
+    else:
+        ctes.append(
+            "i AS (UPDATE inbox SET result = %s WHERE id = %s AND result IS NULL RETURNING id)"
+        )
+    ctes.append(
+        f"h AS (INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
+        " coalesce(nullif(%s::bigint, 0), (SELECT coalesce(max(seq), 0) + 1 FROM history"
+        " WHERE machine = %s AND entity_id = %s)),"
+        f" {version}, %s, (SELECT %s::text FROM i), %s, %s, %s, %s, %s))"
+    )
+    if timer_set:
         ctes.append(
             f"t AS (INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (machine, entity_id, name)"
             " DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation)"
         )
-        params += [t.machine, t.entity_id, t.name, _aware(t.due_at, "due_at"), t.generation]
-    if write.timer_cancel is not None:
+    if timer_cancel:
         ctes.append("c AS (DELETE FROM timers WHERE machine = %s AND entity_id = %s AND name = %s)")
-        params += [h.machine, h.entity_id, write.timer_cancel]
     tail = "SELECT NULL::bigint AS id, NULL::text AS key"
-    if write.outbox:
+    if outbox:
         ctes.append(
             "o AS (INSERT INTO outbox (key, machine, entity_id, action, context, status,"
             " attempts, next_attempt_at, lease_owner, lease_until, last_error) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(write.outbox))
+            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * outbox)
             + " RETURNING id, key)"
         )
-        params += [value for row in write.outbox for value in _outbox_params(row)]
         tail = "SELECT id, key FROM o"
-    return "WITH " + ", ".join(ctes) + " " + tail, params
+    return "WITH " + ", ".join(ctes) + " " + tail
 
 
 # -- rows --------------------------------------------------------------------------------
