@@ -15,7 +15,8 @@ with ``diag``). What follows a failed statement up to the sync is skipped by the
 and inside a transaction the transaction is then failed, as with psycopg's pipeline.
 
 Statements are prepared on the server the first time they are run on a connection and
-used by name after that, so the server plans them once; the names are kept per
+used by name after that, so the server parses them once (and, after five runs, keeps a
+generic plan when it costs no more than planning each time); the names are kept per
 connection, the least recently used beyond ``max_prepared`` are released (``DEALLOCATE``
 sent with the next statements). ``prepare=False`` never names a statement (for
 PgBouncer before 1.21 in transaction mode, where a named statement may live on another
