@@ -58,7 +58,6 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from statewise.runtime.acks import DEFAULT_ACK_DELAY, BatchedAcks
@@ -1027,6 +1026,7 @@ def _event_statement(
     if write.applied:
         entered = None if write.entered_at is None else _aware(write.entered_at, "entered_at")
         params += [h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1]
+    event = _json(h.event)
     if write.inbox_id is None:
         if write.received_at is None:
             raise ValueError("an EventWrite without inbox_id needs received_at")
@@ -1034,7 +1034,7 @@ def _event_statement(
             h.machine,
             h.entity_id,
             write.key,
-            _json(h.event),
+            event,
             _aware(write.received_at, "received_at"),
             _json(write.result),
         ]
@@ -1043,7 +1043,7 @@ def _event_statement(
     params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
     if not write.applied:
         params.append(h.version)
-    params += _history_params(h)
+    params += _history_params(h, event)
     if write.timer_set is not None:
         t = write.timer_set
         params += [t.machine, t.entity_id, t.name, _aware(t.due_at, "due_at"), t.generation]
@@ -1120,8 +1120,10 @@ def _event_sql(
 # -- rows --------------------------------------------------------------------------------
 
 
-def _json(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=dump_json)
+def _json(value: Any) -> str:
+    # JSON text: every jsonb parameter is a column's value, so the server takes the
+    # text as jsonb (parameters go as text, their types inferred: pg_pipeline).
+    return dump_json(value)
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -1135,10 +1137,11 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _history_params(h: HistoryRow) -> list[Any]:
-    """A history row's values from ``event`` on, in ``_HISTORY`` order."""
+def _history_params(h: HistoryRow, event: str | None = None) -> list[Any]:
+    """A history row's values from ``event`` on, in ``_HISTORY`` order (``event``: the
+    event's JSON, when made already)."""
     return [
-        _json(h.event),
+        _json(h.event) if event is None else event,
         h.from_state,
         h.to_state,
         h.success,
