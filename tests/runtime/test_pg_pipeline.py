@@ -445,11 +445,9 @@ def test_unique_violation_outside_a_transaction_undoes_the_whole_call(
     assert exc.value.diag.constraint_name == "items_pkey"
     assert exc.value.diag.table_name == "items"
     # No BEGIN, yet the statement before the failing one is gone too: up to the sync,
-    # the statements of a pipeline run in one implicit transaction, and "if the pipeline
-    # used an implicit transaction, then operations that have already executed are
-    # rolled back and operations that were queued to follow the failed operation are
-    # skipped entirely" (libpq, "Pipeline Mode"). So autocommit means per call here,
-    # not per statement.
+    # a pipeline's statements share one implicit transaction, which the error rolls
+    # back, and the server skips what was queued after the failure (libpq's pipeline
+    # mode documentation says so). So autocommit means per call here, not per statement.
     assert status(conn) == TransactionStatus.IDLE
     assert committed_items(dsn, schema) == [(1, "a")]
     assert not ticks_taken(dsn, schema)  # skipped: sequences ignore rollbacks
