@@ -327,6 +327,31 @@ def test_a_redelivered_event_changes_nothing_and_returns_the_first_result(
     assert actions.names() == ["charge_card", "notify"]
 
 
+@pytest.mark.parametrize(
+    "events",
+    [
+        [Event("capture", id="m-1")],  # applied, with actions
+        [Event("big", id="m-1")],  # rejected by a guard
+        [Event("nope", id="m-1")],  # no such trigger
+        [Event("note", {"text": "héllo \u2603", "n": [1, 2.5, None]}, id="m-1")],  # internal
+        [Event("wait", id="m-1"), Event("wait", id="m-2")],  # a self transition second
+        [Event("wait", id="m-1"), Event("capture", {"deep": {"a": {"b": []}}}, id="m-2")],
+    ],
+)
+def test_the_stored_result_is_the_result(rt: Runtime, store: Store, events: list[Event]) -> None:
+    # The runtime writes the result's JSON from the decision's, made once, and the
+    # event's: what the inbox keeps must be the result, whatever the decision.
+    rt.create("p1", {"amount": 5})
+    for event in events:
+        result = rt.send("p1", event)
+        assert event.id is not None
+        with store.transaction() as tx:
+            got = tx.receive("pay", "p1", event.id, "timeout")
+        assert got is not None and got.inbox is not None
+        assert got.inbox.result == result.to_dict()
+        assert rt.send("p1", event).to_dict() == result.to_dict()  # and answers a redelivery
+
+
 def test_the_key_is_the_event_id_by_default_and_required(rt: Runtime) -> None:
     rt.create("p1")
     rt.send("p1", Event("note", id="n-1"))

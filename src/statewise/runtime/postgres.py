@@ -1026,7 +1026,8 @@ def _event_statement(
     if write.applied:
         entered = None if write.entered_at is None else _aware(write.entered_at, "entered_at")
         params += [h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1]
-    event = _json(h.event)
+    event = _json(h.event) if write.event_json is None else write.event_json
+    result = _json(write.result) if write.result_json is None else write.result_json
     if write.inbox_id is None:
         if write.received_at is None:
             raise ValueError("an EventWrite without inbox_id needs received_at")
@@ -1036,10 +1037,10 @@ def _event_statement(
             write.key,
             event,
             _aware(write.received_at, "received_at"),
-            _json(write.result),
+            result,
         ]
     else:
-        params += [_json(write.result), write.inbox_id]
+        params += [result, write.inbox_id]
     params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
     if not write.applied:
         params.append(h.version)

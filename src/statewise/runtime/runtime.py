@@ -256,7 +256,7 @@ class Runtime:
         # that the first attempt need not parse it back (the dicts are never mutated).
         self._action_dicts: dict[ActionCall, dict[str, Any]] = {}
         self._known_actions: dict[int, tuple[dict[str, Any], ActionCall]] = {}
-        self._decision_dicts: dict[int, tuple[Decision, dict[str, Any]]] = {}
+        self._decision_dicts: dict[int, tuple[Decision, dict[str, Any], str]] = {}
 
     @property
     def machine(self) -> Machine:
@@ -616,10 +616,16 @@ class Runtime:
             armed, timer_cancel = None, TIMER
         outbox = self._outbox(after, result, now) if applied else []
         event_dict = event.to_dict()
+        event_json = dump_json(event_dict)
+        result_dict, result_json = self._result_dict(
+            result, (event_dict, event_json) if result.event is event else None
+        )
         ids = tx.write_event(
             EventWrite(
                 history=self._history_row(after, event_dict, result, note, now),
-                result=self._result_dict(result, event_dict if result.event is event else None),
+                result=result_dict,
+                event_json=event_json,
+                result_json=result_json,
                 inbox_id=inbox_id,
                 key=key,
                 received_at=now,
@@ -726,11 +732,12 @@ class Runtime:
         return ActionCall.from_spec(action)
 
     def _result_dict(
-        self, result: TransitionResult, event: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """``result.to_dict()`` (``event``: its event's, when known already), built from
-        a copy of the decision's part made once: most events repeat a decision the
-        machine made before, and shares."""
+        self, result: TransitionResult, event: tuple[dict[str, Any], str] | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """``result.to_dict()`` and, when its event's dict and JSON are given
+        (``event``), ``dump_json`` of it; both built from the decision's part made once
+        (dict and JSON text): most events repeat a decision the machine made before,
+        and the result's JSON is the biggest an event writes."""
         decision = result.decision
         known = self._decision_dicts.get(id(decision))
         if known is None or known[0] is not decision:
@@ -738,8 +745,13 @@ class Runtime:
                 self._decision_dicts.clear()  # bounded, whatever the machine shares
             full = result.to_dict()
             del full["event"]
-            known = self._decision_dicts[id(decision)] = (decision, full)
-        return {**known[1], "event": result.event.to_dict() if event is None else event}
+            # Its JSON without the closing brace: the event goes last, as in the dict.
+            opened = dump_json(full)[:-1] + ("," if full else "")
+            known = self._decision_dicts[id(decision)] = (decision, full, opened)
+        if event is None:
+            return {**known[1], "event": result.event.to_dict()}, None
+        event_dict, event_json = event
+        return {**known[1], "event": event_dict}, f'{known[2]}"event":{event_json}}}'
 
     def _history_row(
         self,

@@ -591,7 +591,8 @@ class SQLiteTx:
             )
             if cur.rowcount != 1:
                 raise ConcurrencyError(h.machine, h.entity_id, h.version - 1)
-        event = dump_json(h.event)
+        event = dump_json(h.event) if write.event_json is None else write.event_json
+        result = dump_json(write.result) if write.result_json is None else write.result_json
         if write.inbox_id is None:
             if write.received_at is None:
                 raise ValueError("an EventWrite without inbox_id needs received_at")
@@ -604,11 +605,11 @@ class SQLiteTx:
                     write.key,
                     event,
                     _to_us(write.received_at),
-                    dump_json(write.result),
+                    result,
                 ),
             )
         else:
-            self.inbox_done(write.inbox_id, write.result)
+            self._inbox_done(write.inbox_id, result)
         self._history_insert(h, event)
         ids = self.outbox_add(write.outbox) if write.outbox else []
         if write.timer_set is not None:
@@ -709,9 +710,11 @@ class SQLiteTx:
         return None if found is None else _inbox_row(found)
 
     def inbox_done(self, inbox_id: int, result: dict[str, Any]) -> None:
+        self._inbox_done(inbox_id, dump_json(result))
+
+    def _inbox_done(self, inbox_id: int, result: str) -> None:
         cur = self._db().execute(
-            "UPDATE inbox SET result = ? WHERE id = ? AND result IS NULL",
-            (dump_json(result), inbox_id),
+            "UPDATE inbox SET result = ? WHERE id = ? AND result IS NULL", (result, inbox_id)
         )
         if cur.rowcount != 1:
             raise RuntimeStoreError(

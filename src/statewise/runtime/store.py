@@ -181,7 +181,9 @@ class EventWrite:
     is still ``history.version - 1``; ``entered_at`` is when it entered that state
     (``None``: unchanged, an internal transition). The context is not written: it is
     set once, at creation. ``timer_set`` arms (or re-arms) a timer; ``timer_cancel``
-    names one to delete."""
+    names one to delete. ``event_json`` and ``result_json``, when given, are
+    ``dump_json(history.event)`` and ``dump_json(result)`` made already (the store
+    writes them as they are)."""
 
     history: HistoryRow
     result: dict[str, Any]
@@ -193,6 +195,8 @@ class EventWrite:
     outbox: Sequence[OutboxRow] = ()
     timer_set: TimerRow | None = None
     timer_cancel: str | None = None
+    event_json: str | None = None
+    result_json: str | None = None
 
 
 class Tx(Protocol):
