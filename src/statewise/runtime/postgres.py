@@ -460,7 +460,9 @@ class PostgresTx:
     @property
     def connection(self) -> _Conn:
         """This transaction's psycopg connection (rows come as dicts): statements of
-        your own run on it commit or roll back together with the store's writes."""
+        your own run on it commit or roll back together with the store's writes. The
+        store keeps prepared statements on it (named ``sw_<n>``): do not ``DEALLOCATE
+        ALL`` or ``DISCARD ALL`` there."""
         conn = self._db()
         if self._begin is not None:
             for statement in self._begin:
