@@ -21,6 +21,7 @@ No mocks: every statement goes to the session's server, each test in a schema of
 
 from __future__ import annotations
 
+import select
 import signal
 import uuid
 from collections.abc import Iterator, Sequence
@@ -754,6 +755,17 @@ def test_an_exception_while_waiting_closes_the_connection(pipe: Pipeline, conn: 
         signal.signal(signal.SIGALRM, previous)
     # Mid-exchange, the connection's state is unknown: closed, never reused.
     assert conn.closed
+
+
+def test_without_poll_the_pipeline_waits_with_select(
+    conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows has no select.poll: the same exchange, large enough to wait both ways.
+    monkeypatch.delattr(select, "poll")
+    pipe = Pipeline(conn)
+    payload = "x" * 300_000
+    [result] = pipe.run([("SELECT %s::text || %s AS v", (payload, "!"))])
+    assert result.fetchone() == {"v": payload + "!"}
 
 
 # -- large payloads -----------------------------------------------------------------------

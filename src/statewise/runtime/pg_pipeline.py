@@ -36,7 +36,7 @@ import itertools
 import re
 import select
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -129,10 +129,7 @@ class Pipeline:
         self._adapt: abc.Transformer = Transformer(conn)
         self._names: OrderedDict[bytes, bytes] = OrderedDict()  # SQL -> prepared name
         self._to_release: list[bytes] = []
-        self._read = select.poll()
-        self._read.register(conn.pgconn.socket, select.POLLIN)
-        self._read_write = select.poll()
-        self._read_write.register(conn.pgconn.socket, select.POLLIN | select.POLLOUT)
+        self._wait_read, self._wait_read_write = _waiters(conn.pgconn.socket)
 
     def run(self, statements: Sequence[Statement]) -> list[Result]:
         """Run ``statements`` in order, in one round trip; their results, in order. An
@@ -216,13 +213,13 @@ class Pipeline:
         pgconn.pipeline_sync()
         # Read while flushing: a server blocked writing results would never read on.
         while pgconn.flush() == 1:
-            self._read_write.poll()
+            self._wait_read_write()
             pgconn.consume_input()
         got: list[pq.abc.PGresult | None] = [None] * commands
         done = 0
         while True:
             while pgconn.is_busy():
-                self._read.poll()
+                self._wait_read()
                 pgconn.consume_input()
             res = pgconn.get_result()
             if res is None:
@@ -246,3 +243,19 @@ class Pipeline:
             if (res := got[command]) is not None and res.status == _COMMAND_OK
         }
         return results, prepared
+
+
+def _waiters(fd: int) -> tuple[Callable[[], object], Callable[[], object]]:
+    """Two calls that block until ``fd`` can be read, and until it can be read or
+    written: ``poll`` where the platform has it (no limit on the descriptor's number),
+    else ``select`` (Windows)."""
+    if hasattr(select, "poll"):
+        read = select.poll()
+        read.register(fd, select.POLLIN)
+        read_write = select.poll()
+        read_write.register(fd, select.POLLIN | select.POLLOUT)
+        return read.poll, read_write.poll
+    return (
+        lambda: select.select([fd], [], []),
+        lambda: select.select([fd], [fd], []),
+    )
