@@ -441,6 +441,12 @@ def test_a_server_that_cannot_be_reached_fails_the_open_at_once() -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_libpq_without_pipeline_mode_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    with pytest.raises(RuntimeStoreError, match="needs libpq 14 or later for pipeline mode"):
+        PostgresStore(server_dsn(), schema=fresh_schema())
+
+
 def test_a_schema_named_twice_must_be_the_same() -> None:
     with pytest.raises(ValueError, match="schema 'a' given, but the URL names 'b'"):
         PostgresStore("postgresql://h/db?schema=b", schema="a")

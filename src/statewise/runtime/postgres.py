@@ -188,6 +188,11 @@ class PostgresStore(BatchedAcks):
         ack_delay: float = DEFAULT_ACK_DELAY,
         prepare: bool | None = None,
     ) -> None:
+        if not psycopg.Pipeline.is_supported():  # libpq before 14
+            raise RuntimeStoreError(
+                "PostgresStore needs libpq 14 or later for pipeline mode; psycopg uses "
+                f"libpq {psycopg.pq.version()} (pip install 'psycopg[binary]' brings its own)"
+            )
         self._init_acks(ack_delay)
         conninfo, url_schema, url_prepare = _split_options(dsn)
         if schema is not None and url_schema is not None and schema != url_schema:
