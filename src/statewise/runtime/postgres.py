@@ -140,15 +140,10 @@ assert len(MIGRATIONS) == SCHEMA_VERSION, "a new SCHEMA_VERSION needs its migrat
 
 
 class _Conn(psycopg.Connection[DictRow]):
-    """A pooled connection with the store's statements' own pipeline (kept with the
-    connection, and its prepared statements with it)."""
+    """A pooled connection with the pipeline the store's statements run through (made
+    when the pool configures the connection; its prepared statements live with it)."""
 
-    _sw_pipeline: Pipeline | None = None
-
-    def statements(self, *, prepare: bool) -> Pipeline:
-        if self._sw_pipeline is None:
-            self._sw_pipeline = Pipeline(self, prepare=prepare)
-        return self._sw_pipeline
+    statements: Pipeline
 
 
 _OUTBOX_ROWS_PER_STATEMENT = 1000  # 11 parameters a row
@@ -254,6 +249,7 @@ class PostgresStore(BatchedAcks):
             "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', false)",
             (sql.Identifier(self.schema).as_string(conn),),
         )
+        conn.statements = Pipeline(conn, prepare=self._prepare)
 
     # -- Store -------------------------------------------------------------------------
 
@@ -277,12 +273,7 @@ class PostgresStore(BatchedAcks):
         self._local.active = True
         try:
             with self._pool.connection() as conn:
-                tx = PostgresTx(
-                    conn,
-                    _BEGIN if durable else _BEGIN_NOT_DURABLE,
-                    self._channel,
-                    prepare=self._prepare,
-                )
+                tx = PostgresTx(conn, _BEGIN if durable else _BEGIN_NOT_DURABLE, self._channel)
                 acks = self._write_waiting_acks(tx)
                 try:
                     yield tx
@@ -302,7 +293,7 @@ class PostgresStore(BatchedAcks):
         with ``is_local``, evaluated once before any row is read)."""
         self._check_open()
         with self._pool.connection() as conn:
-            [done] = conn.statements(prepare=self._prepare).run(
+            [done] = conn.statements.run(
                 [(_ACK_NOT_DURABLE, (None if at is None else _aware(at, "at"), row_id, owner))]
             )
             return done.rowcount == 1
@@ -442,16 +433,9 @@ class PostgresTx:
     after it) goes to the server in one pipeline with that statement, so starting it
     costs no round trip of its own (a block that runs nothing sends nothing)."""
 
-    def __init__(
-        self,
-        conn: _Conn,
-        begin: Sequence[bytes] = _BEGIN,
-        channel: str = "",
-        *,
-        prepare: bool = True,
-    ) -> None:
+    def __init__(self, conn: _Conn, begin: Sequence[bytes] = _BEGIN, channel: str = "") -> None:
         self._conn: _Conn | None = conn
-        self._statements = conn.statements(prepare=prepare)
+        self._statements = conn.statements
         self._begin: Sequence[bytes] | None = begin
         self._channel = channel
         self._committed = False
@@ -1233,8 +1217,9 @@ def _is_url(dsn: str) -> bool:
     return dsn.startswith(("postgresql://", "postgres://"))
 
 
-_SWITCH = {"on": True, "true": True, "yes": True, "1": True}
-_SWITCH |= {"off": False, "false": False, "no": False, "0": False}
+_SWITCH = dict.fromkeys(("on", "true", "yes", "1"), True) | dict.fromkeys(
+    ("off", "false", "no", "0"), False
+)
 
 
 def _split_options(dsn: str) -> tuple[str, str | None, bool | None]:
