@@ -55,7 +55,9 @@ class AckBuffer:
     ``flush_once()`` writes every ack waiting, in a store transaction of its own. A
     daemon thread, started with the first ack, calls it once the oldest ack has
     waited ``delay`` seconds and no transaction took it meanwhile (a failure is
-    logged, and tried again ``delay`` later)."""
+    logged, and tried again ``delay`` later). While acks keep coming the thread wakes
+    once a ``delay`` by itself; it sleeps until woken only after a ``delay`` without
+    any."""
 
     def __init__(self, flush_once: Callable[[], None], delay: float) -> None:
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
@@ -140,6 +142,12 @@ class AckBuffer:
                         self._thread = None
                         return
                     if not self._acks:
+                        if time.monotonic() - self._since < self._delay:
+                            # Acks came lately, and transactions took them: more will
+                            # come. Waiting out a delay instead of going idle spares
+                            # add() a wake-up (a system call, a thread switch) per ack.
+                            self._wake.wait(self._delay)
+                            continue
                         self._idle = True
                         self._wake.wait()
                         self._idle = False

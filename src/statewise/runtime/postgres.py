@@ -47,7 +47,7 @@ import contextlib
 import functools
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -68,6 +68,7 @@ from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
     EventWrite,
+    Expected,
     HistoryRow,
     InboxRow,
     OutboxRow,
@@ -577,8 +578,37 @@ class PostgresTx:
         return Received(_entity(row), self._now, inbox, bool(got["backlog"]), armed)
 
     def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
+        return self._write(write, last=last)
+
+    def write_expected(self, expected: Expected, write: EventWrite) -> list[int]:
+        # One round trip: BEGIN (with the acks), the lock, the write (which checks
+        # ``expected`` under that lock, and fails on NOT NULL as a moved-on version
+        # does), COMMIT. After a failure the server skips the rest: nothing commits.
+        if write.inbox_id is not None:
+            raise ValueError("write_expected writes a new inbox row: inbox_id must be None")
+        h = write.history
+        try:
+            return self._write(
+                write, last=True, expected=expected, lock=(_LOCK, (h.machine, h.entity_id))
+            )
+        except psycopg.errors.UniqueViolation:
+            # The rows of a write decided on a stale entity may clash with what was
+            # written since (its inbox key redelivered, its outbox keys taken by the
+            # version it thought next) before the check fails. Either way nothing is
+            # written, and the caller's locked path raises again if it was no clash.
+            raise ConcurrencyError(h.machine, h.entity_id, expected.version) from None
+
+    def _write(
+        self,
+        write: EventWrite,
+        *,
+        last: bool,
+        expected: Expected | None = None,
+        lock: Statement | None = None,
+    ) -> list[int]:
         acks, self._acks = self._acks, []
-        statements: list[tuple[Any, Sequence[Any]]] = [_event_statement(write, acks)]
+        statements: list[Statement] = [] if lock is None else [lock]
+        statements.append(_event_statement(write, acks, expected))
         if write.inbox_id is not None:
             self._pending_inbox.discard(write.inbox_id)
         if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
@@ -586,13 +616,15 @@ class PostgresTx:
         if last:
             statements += self._commit_statements()
         try:
-            rows = self._pipelined(*statements)[0].fetchall()
+            rows = self._pipelined(*statements)[0 if lock is None else 1].fetchall()
         except psycopg.errors.NotNullViolation as exc:
             # The statement chains its checks into NOT NULL columns (see
             # _event_statement): which column says which check failed.
             h = write.history
             if exc.diag.column_name == "version":
-                raise ConcurrencyError(h.machine, h.entity_id, h.version - 1) from None
+                raise ConcurrencyError(
+                    h.machine, h.entity_id, h.version - 1 if expected is None else expected.version
+                ) from None
             if exc.diag.column_name == "from_state":
                 raise RuntimeStoreError(
                     f"inbox row {write.inbox_id} is unknown or already processed"
@@ -1001,7 +1033,9 @@ def _ack_cte(prefix: str, n: int, *, many: bool) -> str:
 
 
 def _event_statement(
-    write: EventWrite, acks: Sequence[tuple[int, datetime | None, str]] = ()
+    write: EventWrite,
+    acks: Sequence[tuple[int, datetime | None, str]] = (),
+    expected: Expected | None = None,
 ) -> tuple[str, list[Any]]:
     """One statement for all of ``write``: data-modifying CTEs, one round trip.
 
@@ -1010,12 +1044,28 @@ def _event_statement(
     ``from_state`` only if the inbox row's INSERT or UPDATE returned a row; both are
     NOT NULL, so an UPDATE that matched nothing (a version moved on, an inbox row
     already processed) leaves NULL there, and the NOT NULL violation names the
-    column. Rows: the outbox rows' ids and keys (none: one row of NULLs)."""
+    column. With ``expected`` (:meth:`PostgresTx.write_expected`) a first CTE checks
+    it, and both the UPDATE and a rejected event's ``version`` hang on that check;
+    with its ``store_clock`` every time is written as ``now()`` plus its distance from
+    ``received_at``. Rows: the outbox rows' ids and keys (none: one row of NULLs)."""
     h = write.history
+    relative = expected is not None and expected.store_clock
+    when: Callable[[datetime, str], Any] = _aware
+    if relative:
+        if write.received_at is None:
+            raise ValueError("an EventWrite on the store's clock needs received_at")
+        base = write.received_at
+
+        def when(value: datetime, _name: str) -> Any:
+            return value - base
+
     ack_ctes = _ack_ctes(acks, "ack")
     params: list[Any] = [value for _, values in ack_ctes for value in values]
+    if expected is not None:
+        params += [h.machine, h.entity_id, expected.version, h.machine, h.entity_id]
+        params += [h.machine, h.entity_id, expected.timer, expected.generation]
     if write.applied:
-        entered = None if write.entered_at is None else _aware(write.entered_at, "entered_at")
+        entered = None if write.entered_at is None else when(write.entered_at, "entered_at")
         params += [h.to_state, h.version, entered, h.machine, h.entity_id, h.version - 1]
     event = _json(h.event) if write.event_json is None else write.event_json
     result = _json(write.result) if write.result_json is None else write.result_json
@@ -1027,21 +1077,21 @@ def _event_statement(
             h.entity_id,
             write.key,
             event,
-            _aware(write.received_at, "received_at"),
+            when(write.received_at, "received_at"),
             result,
         ]
     else:
         params += [result, write.inbox_id]
     params += [h.machine, h.entity_id, h.seq, h.machine, h.entity_id]
-    if not write.applied:
+    if not write.applied and expected is None:
         params.append(h.version)
-    params += _history_params(h, event)
+    params += _history_params(h, event, when)
     if write.timer_set is not None:
         t = write.timer_set
-        params += [t.machine, t.entity_id, t.name, _aware(t.due_at, "due_at"), t.generation]
+        params += [t.machine, t.entity_id, t.name, when(t.due_at, "due_at"), t.generation]
     if write.timer_cancel is not None:
         params += [h.machine, h.entity_id, write.timer_cancel]
-    params += [value for row in write.outbox for value in _outbox_params(row)]
+    params += [value for row in write.outbox for value in _outbox_params(row, when)]
     sql = _event_sql(
         tuple(cte for cte, _ in ack_ctes),
         applied=write.applied,
@@ -1049,8 +1099,20 @@ def _event_statement(
         timer_set=write.timer_set is not None,
         timer_cancel=write.timer_cancel is not None,
         outbox=len(write.outbox),
+        expected=expected is not None,
+        relative=relative,
     )
     return sql, params
+
+
+# Checks Expected: the version, no unprocessed event, the timer's generation. Its row,
+# or none, is what the write hangs on.
+_EXPECTED_CTE = (
+    "v AS (SELECT version FROM entities WHERE machine = %s AND entity_id = %s"
+    " AND version = %s AND NOT EXISTS (SELECT 1 FROM inbox WHERE machine = %s"
+    " AND entity_id = %s AND result IS NULL) AND (SELECT generation FROM timers"
+    " WHERE machine = %s AND entity_id = %s AND name = %s) IS NOT DISTINCT FROM %s::bigint)"
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -1062,22 +1124,30 @@ def _event_sql(
     timer_set: bool,
     timer_cancel: bool,
     outbox: int,
+    expected: bool = False,
+    relative: bool = False,
 ) -> str:
     """The text of :func:`_event_statement` for one shape of write (kept: the same
     text object each time, so that neither it nor its hash is built again)."""
     ctes = list(acks)
+    # A time: as given, or (``relative``) the transaction's clock plus an interval.
+    at = "(now() + %s::interval)" if relative else "%s::timestamptz"
     version = "%s::bigint"
+    if expected:
+        ctes.append(_EXPECTED_CTE)
+        version = "(SELECT version FROM v)"
     if applied:
+        check = " AND EXISTS (SELECT 1 FROM v)" if expected else ""
         ctes.append(
             "e AS (UPDATE entities SET state = %s, version = %s,"
-            " entered_at = coalesce(%s::timestamptz, entered_at)"
-            " WHERE machine = %s AND entity_id = %s AND version = %s RETURNING version)"
+            f" entered_at = coalesce({at}, entered_at)"
+            f" WHERE machine = %s AND entity_id = %s AND version = %s{check} RETURNING version)"
         )
         version = "(SELECT version FROM e)"
     if insert:
         ctes.append(
             "i AS (INSERT INTO inbox (machine, entity_id, key, event, received_at, result)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
+            f" VALUES (%s, %s, %s, %s, {at}, %s) RETURNING id)"
         )
     else:
         ctes.append(
@@ -1087,11 +1157,11 @@ def _event_sql(
         f"h AS (INSERT INTO history ({_HISTORY}) VALUES (%s, %s,"
         " coalesce(nullif(%s::bigint, 0), (SELECT coalesce(max(seq), 0) + 1 FROM history"
         " WHERE machine = %s AND entity_id = %s)),"
-        f" {version}, %s, (SELECT %s::text FROM i), %s, %s, %s, %s, %s))"
+        f" {version}, %s, (SELECT %s::text FROM i), %s, %s, %s, %s, {at}))"
     )
     if timer_set:
         ctes.append(
-            f"t AS (INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, %s, %s)"
+            f"t AS (INSERT INTO timers ({_TIMER}) VALUES (%s, %s, %s, {at}, %s)"
             " ON CONFLICT (machine, entity_id, name)"
             " DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation)"
         )
@@ -1099,10 +1169,11 @@ def _event_sql(
         ctes.append("c AS (DELETE FROM timers WHERE machine = %s AND entity_id = %s AND name = %s)")
     tail = "SELECT NULL::bigint AS id, NULL::text AS key"
     if outbox:
+        row = f"(%s, %s, %s, %s, %s, %s, %s, {at}, %s, {at}, %s)"
         ctes.append(
             "o AS (INSERT INTO outbox (key, machine, entity_id, action, context, status,"
             " attempts, next_attempt_at, lease_owner, lease_until, last_error) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * outbox)
+            + ", ".join([row] * outbox)
             + " RETURNING id, key)"
         )
         tail = "SELECT id, key FROM o"
@@ -1129,9 +1200,11 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _history_params(h: HistoryRow, event: str | None = None) -> list[Any]:
+def _history_params(
+    h: HistoryRow, event: str | None = None, when: Callable[[datetime, str], Any] = _aware
+) -> list[Any]:
     """A history row's values from ``event`` on, in ``_HISTORY`` order (``event``: the
-    event's JSON, when made already)."""
+    event's JSON, when made already; ``when``: how a time is written)."""
     return [
         _json(h.event) if event is None else event,
         h.from_state,
@@ -1139,11 +1212,11 @@ def _history_params(h: HistoryRow, event: str | None = None) -> list[Any]:
         h.success,
         h.error,
         _json(list(h.actions)),
-        _aware(h.at, "at"),
+        when(h.at, "at"),
     ]
 
 
-def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
+def _outbox_params(r: OutboxRow, when: Callable[[datetime, str], Any] = _aware) -> tuple[Any, ...]:
     return (
         r.key,
         r.machine,
@@ -1152,9 +1225,9 @@ def _outbox_params(r: OutboxRow) -> tuple[Any, ...]:
         _json(r.context),
         r.status,
         r.attempts,
-        _aware(r.next_attempt_at, "next_attempt_at"),
+        when(r.next_attempt_at, "next_attempt_at"),
         r.lease_owner,
-        None if r.lease_until is None else _aware(r.lease_until, "lease_until"),
+        None if r.lease_until is None else when(r.lease_until, "lease_until"),
         r.last_error,
     )
 

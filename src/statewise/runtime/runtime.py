@@ -75,7 +75,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
@@ -93,10 +93,11 @@ from statewise.model.definition import ERROR_TRIGGER, TIMEOUT_TRIGGER, ActionCal
 from statewise.model.event import Event
 from statewise.model.frozen import FrozenDict, deep_freeze, thaw
 from statewise.model.result import Decision, TransitionResult, make_result
-from statewise.runtime.errors import EntityExistsError, EntityNotFoundError
+from statewise.runtime.errors import ConcurrencyError, EntityExistsError, EntityNotFoundError
 from statewise.runtime.store import (
     EntityRow,
     EventWrite,
+    Expected,
     HistoryRow,
     InboxRow,
     OutboxRow,
@@ -121,6 +122,11 @@ Clock: TypeAlias = Callable[[], datetime]
 ShouldStop: TypeAlias = Callable[[], bool]
 
 _DECISION_DICTS = 256  # decisions whose dict form a runtime keeps (see _result_dict)
+_SEEN = 4096  # entities whose last written row a runtime keeps (see Runtime.send)
+# How far ahead decisions may be tried: each success adds one (up to the cap), each
+# failure takes _MISS_COST; below zero, sends lock first, each adding one meanwhile.
+_AHEAD_CAP = 16
+_MISS_COST = 4
 _TIMER_PREFIX = "timer:"
 _FALLBACK_SUFFIX = ":fallback"
 
@@ -257,6 +263,11 @@ class Runtime:
         self._action_dicts: dict[ActionCall, dict[str, Any]] = {}
         self._known_actions: dict[int, tuple[dict[str, Any], ActionCall]] = {}
         self._decision_dicts: dict[int, tuple[Decision, dict[str, Any], str]] = {}
+        # Each entity as this runtime last wrote it, its timer, and the time used then
+        # (see send); and the score that turns deciding ahead of the lock off while
+        # it keeps failing (other writers of the same entities).
+        self._seen: dict[str, tuple[EntityRow, TimerRow | None, datetime]] = {}
+        self._ahead = 0
 
     @property
     def machine(self) -> Machine:
@@ -333,6 +344,12 @@ class Runtime:
         nothing is written, this event included, and the caller may retry it.
         """
         ev, key = _event_and_key(event, idempotency_key)
+        seen = self._seen.get(entity_id)
+        if seen is not None:
+            done = self._send_ahead(seen, ev, key)
+            if done is not None:
+                return done
+        after: tuple[EntityRow, TimerRow | None, datetime] | None = None
         with self._store.transaction() as tx:
             got = self._receive(tx, entity_id, key)
             now = self._now(tx, got.now)
@@ -342,9 +359,10 @@ class Runtime:
             if row is None and not got.backlog:
                 # Nothing queued before it: applied at once, its inbox row written
                 # already processed (one write instead of an insert and an update).
-                _, _, result, leased = self._apply(
+                entity, armed, result, leased = self._apply(
                     tx, got.entity, ev, now, got.timer, key=key, last=True
                 )
+                after = (entity, armed, now)
             else:
                 if row is None:
                     row, _ = tx.inbox_add(self.name, entity_id, key, ev.to_dict(), now)
@@ -353,8 +371,64 @@ class Runtime:
                     tx, got.entity, now, got.timer, until=row.id, first=first
                 )
                 result = results[row.id]
+        self._remember(entity_id, after)
         self._run(leased)
         return result
+
+    def _send_ahead(
+        self, seen: tuple[EntityRow, TimerRow | None, datetime], event: Event, key: str
+    ) -> TransitionResult | None:
+        """``send`` decided before the lock, from the entity as this runtime last wrote
+        it (``seen``), then written in one go if the store finds it unchanged under
+        the lock (``Tx.write_expected``: on PostgreSQL the whole transaction is one
+        round trip instead of two). ``None``: it was not (another writer, a queued
+        event, a redelivery) or the decision raised, and nothing was written; the
+        caller then locks first and decides again, so every outcome, errors
+        included, is the one the locked path gives."""
+        if self._ahead < 0:
+            self._ahead += 1
+            return None
+        entity, armed, then = seen
+        # The time the decision counts from: the clock's, else a stand-in the store
+        # moves onto its own clock as it writes (Expected.store_clock).
+        now = then if self._clock is None else _aware(self._clock())
+        expected = Expected(
+            entity.version,
+            TIMER,
+            None if armed is None else armed.generation,
+            store_clock=self._clock is None,
+        )
+        try:
+            decided = self._decide_write(entity, event, now, armed, key=key)
+        except Exception:  # decided on a row that may be stale: the locked path tells
+            self._forget(entity.entity_id)
+            return None
+        after, armed_after, result, write = decided
+        try:
+            with self._store.transaction() as tx:
+                ids = tx.write_expected(expected, write)
+        except ConcurrencyError:
+            self._forget(entity.entity_id)
+            return None
+        self._ahead = min(self._ahead + 1, _AHEAD_CAP)
+        self._remember(entity.entity_id, (after, armed_after, now))
+        self._run(_leased(write.outbox, ids))
+        return result
+
+    def _remember(
+        self, entity_id: str, after: tuple[EntityRow, TimerRow | None, datetime] | None
+    ) -> None:
+        """Keep (or, ``None``, drop) what ``send`` wrote last for the entity."""
+        if after is None:
+            self._seen.pop(entity_id, None)
+            return
+        if len(self._seen) >= _SEEN and entity_id not in self._seen:
+            self._seen.pop(next(iter(self._seen)), None)  # the one kept longest
+        self._seen[entity_id] = after
+
+    def _forget(self, entity_id: str) -> None:
+        self._seen.pop(entity_id, None)
+        self._ahead -= _MISS_COST
 
     def enqueue(
         self, entity_id: str, event: str | Event, *, idempotency_key: str | None = None
@@ -586,6 +660,25 @@ class Runtime:
         a new inbox row under ``key``. The entity and its timer afterwards, the result,
         and the outbox rows written (leased to us). ``last``: nothing else follows in
         this transaction (``Tx.write_event``)."""
+        after, armed, result, write = self._decide_write(
+            entity, event, now, armed, key=key, inbox_id=inbox_id
+        )
+        ids = tx.write_event(write, last=last)
+        return after, armed, result, _leased(write.outbox, ids)
+
+    def _decide_write(
+        self,
+        entity: EntityRow,
+        event: Event,
+        now: datetime,
+        armed: TimerRow | None,
+        *,
+        key: str,
+        inbox_id: int | None = None,
+    ) -> tuple[EntityRow, TimerRow | None, TransitionResult, EventWrite]:
+        """Decide one event of ``entity`` (whose timer is ``armed``) at ``now``: the
+        entity and its timer afterwards, the result, and everything to write (see
+        :meth:`_apply`). Reads and writes nothing."""
         kind = _event_kind(event)
         generation = None if armed is None else armed.generation
         result, note = self._decide(kind, entity.state, event, entity.context, generation)
@@ -620,41 +713,21 @@ class Runtime:
         result_dict, result_json = self._result_dict(
             result, (event_dict, event_json) if result.event is event else None
         )
-        ids = tx.write_event(
-            EventWrite(
-                history=self._history_row(after, event_dict, result, note, now),
-                result=result_dict,
-                event_json=event_json,
-                result_json=result_json,
-                inbox_id=inbox_id,
-                key=key,
-                received_at=now,
-                applied=applied,
-                entered_at=now if applied and result.entered else None,
-                outbox=outbox,
-                timer_set=timer_set,
-                timer_cancel=timer_cancel,
-            ),
-            last=last,
+        write = EventWrite(
+            history=self._history_row(after, event_dict, result, note, now),
+            result=result_dict,
+            event_json=event_json,
+            result_json=result_json,
+            inbox_id=inbox_id,
+            key=key,
+            received_at=now,
+            applied=applied,
+            entered_at=now if applied and result.entered else None,
+            outbox=outbox,
+            timer_set=timer_set,
+            timer_cancel=timer_cancel,
         )
-        leased = [
-            OutboxRow(
-                row_id,
-                r.key,
-                r.machine,
-                r.entity_id,
-                r.action,
-                r.context,
-                r.status,
-                r.attempts,
-                r.next_attempt_at,
-                r.lease_owner,
-                r.lease_until,
-                r.last_error,
-            )
-            for r, row_id in zip(outbox, ids, strict=True)
-        ]
-        return after, armed, result, leased
+        return after, armed, result, write
 
     def _decide(
         self,
@@ -879,6 +952,27 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"Runtime({self.name!r}, {self._store.url!r}, worker_id={self._worker_id!r})"
+
+
+def _leased(rows: Sequence[OutboxRow], ids: Sequence[int]) -> list[OutboxRow]:
+    """The outbox rows as written: with the ids the store gave them."""
+    return [
+        OutboxRow(
+            row_id,
+            r.key,
+            r.machine,
+            r.entity_id,
+            r.action,
+            r.context,
+            r.status,
+            r.attempts,
+            r.next_attempt_at,
+            r.lease_owner,
+            r.lease_until,
+            r.last_error,
+        )
+        for r, row_id in zip(rows, ids, strict=True)
+    ]
 
 
 def _calls(machine: Machine) -> Iterable[ActionCall]:

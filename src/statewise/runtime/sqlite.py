@@ -50,6 +50,7 @@ from statewise.runtime.store import (
     SCHEMA_VERSION,
     EntityRow,
     EventWrite,
+    Expected,
     HistoryRow,
     InboxRow,
     OutboxRow,
@@ -579,11 +580,42 @@ class SQLiteTx:
             self._conn = None  # the block's end commits; nothing else may run before
         return ids
 
-    def _write_event(self, write: EventWrite) -> list[int]:
+    def write_expected(self, expected: Expected, write: EventWrite) -> list[int]:
+        h = write.history
+        if write.inbox_id is not None:
+            raise ValueError("write_expected writes a new inbox row: inbox_id must be None")
+        found = (
+            self._db()
+            .execute(_EXPECTED, (write.key, expected.timer, h.machine, h.entity_id))
+            .fetchone()
+        )
+        if (
+            found is None
+            or found["version"] != expected.version
+            or found["taken"]
+            or found["generation"] != expected.generation
+        ):
+            self._failed = True  # as on PostgreSQL: this transaction must not commit
+            raise ConcurrencyError(h.machine, h.entity_id, expected.version)
+        shift = 0
+        if expected.store_clock:
+            if write.received_at is None:
+                raise ValueError("an EventWrite on the store's clock needs received_at")
+            shift = _to_us(self._now) - _to_us(write.received_at)
+        try:
+            ids = self._write_event(write, shift)
+        except BaseException:
+            self._failed = True
+            raise
+        self._conn = None  # as write_event(last=True): the block's end commits
+        return ids
+
+    def _write_event(self, write: EventWrite, shift: int = 0) -> list[int]:
+        """``write``, with ``shift`` microseconds added to every time in it."""
         db = self._db()
         h = write.history
         if write.applied:
-            entered = None if write.entered_at is None else _to_us(write.entered_at)
+            entered = None if write.entered_at is None else _to_us(write.entered_at) + shift
             cur = db.execute(
                 """UPDATE entities SET state = ?, version = ?, entered_at = COALESCE(?, entered_at)
                    WHERE machine = ? AND entity_id = ? AND version = ?""",
@@ -604,16 +636,16 @@ class SQLiteTx:
                     h.entity_id,
                     write.key,
                     event,
-                    _to_us(write.received_at),
+                    _to_us(write.received_at) + shift,
                     result,
                 ),
             )
         else:
             self._inbox_done(write.inbox_id, result)
-        self._history_insert(h, event)
-        ids = self.outbox_add(write.outbox) if write.outbox else []
+        self._history_insert(h, event, shift)
+        ids = self._outbox_insert(write.outbox, shift) if write.outbox else []
         if write.timer_set is not None:
-            self.timer_set(write.timer_set)
+            self._timer_upsert(write.timer_set, shift)
         if write.timer_cancel is not None:
             self.timer_cancel(h.machine, h.entity_id, write.timer_cancel)
         return ids
@@ -726,7 +758,7 @@ class SQLiteTx:
     def history_add(self, row: HistoryRow) -> None:
         self._history_insert(row, dump_json(row.event))
 
-    def _history_insert(self, row: HistoryRow, event: str) -> None:
+    def _history_insert(self, row: HistoryRow, event: str, shift: int = 0) -> None:
         self._db().execute(
             """INSERT INTO history (machine, entity_id, seq, version, event, from_state,
                to_state, success, error, actions, at)
@@ -745,7 +777,7 @@ class SQLiteTx:
                 int(row.success),
                 row.error,
                 dump_json(row.actions),
-                _to_us(row.at),
+                _to_us(row.at) + shift,
             ),
         )
 
@@ -785,6 +817,9 @@ class SQLiteTx:
     # -- outbox
 
     def outbox_add(self, rows: Sequence[OutboxRow]) -> list[int]:
+        return self._outbox_insert(rows)
+
+    def _outbox_insert(self, rows: Sequence[OutboxRow], shift: int = 0) -> list[int]:
         db = self._db()
         ids: list[int] = []
         for row in rows:
@@ -800,9 +835,9 @@ class SQLiteTx:
                     dump_json(row.context),
                     row.status,
                     row.attempts,
-                    _to_us(row.next_attempt_at),
+                    _to_us(row.next_attempt_at) + shift,
                     row.lease_owner,
-                    None if row.lease_until is None else _to_us(row.lease_until),
+                    None if row.lease_until is None else _to_us(row.lease_until) + shift,
                     row.last_error,
                 ),
             )
@@ -901,12 +936,15 @@ class SQLiteTx:
     # -- timers
 
     def timer_set(self, row: TimerRow) -> None:
+        self._timer_upsert(row)
+
+    def _timer_upsert(self, row: TimerRow, shift: int = 0) -> None:
         self._db().execute(
             """INSERT INTO timers (machine, entity_id, name, due_at, generation)
                VALUES (?, ?, ?, ?, ?)
                ON CONFLICT (machine, entity_id, name)
                DO UPDATE SET due_at = excluded.due_at, generation = excluded.generation""",
-            (row.machine, row.entity_id, row.name, _to_us(row.due_at), row.generation),
+            (row.machine, row.entity_id, row.name, _to_us(row.due_at) + shift, row.generation),
         )
 
     def timer_cancel(self, machine: str, entity_id: str, name: str) -> None:
@@ -971,6 +1009,17 @@ _RECEIVE = """SELECT e.*, i.id AS i_id, i.event AS i_event, i.received_at AS i_r
     LEFT JOIN inbox i ON i.machine = e.machine AND i.entity_id = e.entity_id AND i.key = ?
     LEFT JOIN timers t ON t.machine = e.machine AND t.entity_id = e.entity_id AND t.name = ?
     WHERE e.machine = ? AND e.entity_id = ?"""
+
+# What write_expected checks: the entity's version, whether any inbox row is pending or
+# already has the key (each EXISTS through an index of its own), and the timer.
+_EXPECTED = """SELECT e.version,
+    EXISTS (SELECT 1 FROM inbox p WHERE p.machine = e.machine AND p.entity_id = e.entity_id
+        AND p.result IS NULL)
+    OR EXISTS (SELECT 1 FROM inbox k WHERE k.machine = e.machine
+        AND k.entity_id = e.entity_id AND k.key = ?) AS taken,
+    (SELECT generation FROM timers t WHERE t.machine = e.machine AND t.entity_id = e.entity_id
+        AND t.name = ?) AS generation
+    FROM entities e WHERE e.machine = ? AND e.entity_id = ?"""
 
 _ACK = """UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL, done_at = ?
     WHERE id = ? AND status = 'pending' AND lease_owner = ?"""

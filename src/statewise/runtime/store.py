@@ -43,6 +43,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "EntityRow",
     "EventWrite",
+    "Expected",
     "HistoryRow",
     "InboxRow",
     "OutboxRow",
@@ -199,6 +200,24 @@ class EventWrite:
     result_json: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What an event decided before its entity was locked took for granted, for
+    :meth:`Tx.write_expected` to check once the lock is held: the entity's
+    ``version``, no unprocessed event of the entity, its timer ``timer`` at
+    ``generation`` (``None``: no such timer), and no inbox row under the write's key.
+
+    ``store_clock``: the write's times were counted from ``received_at``, which stands
+    for the store's clock (:meth:`Tx.now`, unknown when the decision was made); the
+    store moves every time by the same amount so that ``received_at`` becomes its
+    clock. ``False``: the times are as given (a runtime with a clock of its own)."""
+
+    version: int
+    timer: str
+    generation: int | None
+    store_clock: bool = True
+
+
 class Tx(Protocol):
     """One database transaction. Every method may raise the driver's errors."""
 
@@ -225,6 +244,17 @@ class Tx(Protocol):
         ``inbox_id`` names no unprocessed row. After any error here the transaction
         cannot commit: a block that catches the error and ends normally is rolled
         back and raises ``RuntimeStoreError``, so half an event never commits."""
+        ...
+
+    def write_expected(self, expected: Expected, write: EventWrite) -> list[int]:
+        """:meth:`write_event` with ``last=True`` for an event decided ahead of the lock,
+        from the entity as the caller saw it last: lock the entity, check ``expected``
+        (see :class:`Expected`), and only if all of it holds apply ``write`` (a new
+        inbox row: ``inbox_id`` is ``None``); PostgreSQL sends it all, BEGIN to
+        COMMIT, in one round trip. When anything differs, or there is no such entity,
+        it raises ``ConcurrencyError`` and writes nothing; the transaction cannot
+        commit (let the error end the block), and the caller decides again under
+        the lock (:meth:`receive`)."""
         ...
 
     # entities
