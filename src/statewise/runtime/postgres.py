@@ -606,9 +606,9 @@ class PostgresTx:
         expected: Expected | None = None,
         lock: Statement | None = None,
     ) -> list[int]:
-        acks, self._acks = self._acks, []
         statements: list[Statement] = [] if lock is None else [lock]
-        statements.append(_event_statement(write, acks, expected))
+        statements.append(_event_statement(write, self._acks, expected))
+        self._acks = []  # in that statement now (kept if making it raised)
         if write.inbox_id is not None:
             self._pending_inbox.discard(write.inbox_id)
         if any(r.status == "pending" and r.lease_owner is None for r in write.outbox):
@@ -1054,10 +1054,10 @@ def _event_statement(
     if relative:
         if write.received_at is None:
             raise ValueError("an EventWrite on the store's clock needs received_at")
-        base = write.received_at
+        base = _aware(write.received_at, "received_at")
 
-        def when(value: datetime, _name: str) -> Any:
-            return value - base
+        def when(value: datetime, name: str) -> Any:
+            return _aware(value, name) - base
 
     ack_ctes = _ack_ctes(acks, "ack")
     params: list[Any] = [value for _, values in ack_ctes for value in values]

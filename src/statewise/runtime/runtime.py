@@ -14,6 +14,17 @@
   everything else it changes (``Tx.write_event``: one statement on PostgreSQL, sent
   with the COMMIT). A rejected event is recorded (history, inbox result) without
   changing the state or the version.
+* **Deciding ahead, checked under the lock.** A runtime remembers each entity as it
+  last wrote it (the newest few thousand). The next ``send`` to it decides from that
+  before locking, and ``Tx.write_expected`` locks the entity and writes the decision
+  only if, under the lock, the version, the timer's generation and the inbox (no
+  event waiting, the key unused) are what the decision took for granted; on
+  PostgreSQL that is the whole transaction in one round trip instead of two. Since
+  ``process`` is pure, a decision from an unchanged entity is the one the lock would
+  have given. When anything changed (another writer, a redelivery, a queued event),
+  or the decision raised, nothing was written and ``send`` takes the locked path; a
+  runtime whose guesses keep missing (many writers of the same entities) stops
+  guessing for a while.
 * **Actions run at least once, after the commit.** Each action of an applied result
   is an outbox row keyed ``machine:entity:version:seq`` (the key the action gets as
   ``idempotency_key``), holding what it needs to run later: the action call and the

@@ -571,6 +571,7 @@ class SQLiteTx:
         return Received(entity, self._now, inbox, bool(found["backlog"]), armed)
 
     def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
+        self._db()  # an ended transaction refuses before anything could fail it
         try:
             ids = self._write_event(write)
         except BaseException:
