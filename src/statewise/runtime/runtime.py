@@ -85,6 +85,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -278,6 +279,7 @@ class Runtime:
         # (see send); and the score that turns deciding ahead of the lock off while
         # it keeps failing (other writers of the same entities).
         self._seen: dict[str, tuple[EntityRow, TimerRow | None, datetime]] = {}
+        self._seen_lock = threading.Lock()
         self._ahead = 0
 
     @property
@@ -366,7 +368,9 @@ class Runtime:
             now = self._now(tx, got.now)
             row = got.inbox
             if row is not None and row.result is not None:
-                return TransitionResult.from_dict(row.result)  # a redelivery
+                # A redelivery: nothing changes, and the entity is as the lock found it.
+                self._remember(entity_id, (got.entity, got.timer, now))
+                return TransitionResult.from_dict(row.result)
             if row is None and not got.backlog:
                 # Nothing queued before it: applied at once, its inbox row written
                 # already processed (one write instead of an insert and an update).
@@ -429,17 +433,20 @@ class Runtime:
     def _remember(
         self, entity_id: str, after: tuple[EntityRow, TimerRow | None, datetime] | None
     ) -> None:
-        """Keep (or, ``None``, drop) what ``send`` wrote last for the entity."""
-        if after is None:
-            self._seen.pop(entity_id, None)
-            return
-        if len(self._seen) >= _SEEN and entity_id not in self._seen:
-            self._seen.pop(next(iter(self._seen)), None)  # the one kept longest
-        self._seen[entity_id] = after
+        """Keep (or, ``None``, drop) the entity as ``send`` last wrote or read it; the
+        entities written least recently go first."""
+        with self._seen_lock:  # threads share the runtime: the eviction reads, then pops
+            self._seen.pop(entity_id, None)  # to the end: written most recently
+            if after is None:
+                return
+            if len(self._seen) >= _SEEN:
+                del self._seen[next(iter(self._seen))]
+            self._seen[entity_id] = after
 
     def _forget(self, entity_id: str) -> None:
-        self._seen.pop(entity_id, None)
-        self._ahead -= _MISS_COST
+        with self._seen_lock:
+            self._seen.pop(entity_id, None)
+            self._ahead -= _MISS_COST
 
     def enqueue(
         self, entity_id: str, event: str | Event, *, idempotency_key: str | None = None
