@@ -7,10 +7,14 @@ What one run does:
    starts ``workers`` worker processes (the real ``statewise worker`` command, with the
    actions of :mod:`tests.runtime.crash_actions`, which record every effect durably in
    a separate SQLite file, keyed by idempotency key, with a count and the pid);
-2. feeds ``events`` events per entity into the inbox with ``Runtime.enqueue``, from this
-   process (each entity's events in order, entities interleaved at random), and after a
-   share ``duplicate_share`` of deliveries redelivers a random earlier event under the
-   same idempotency key. The workers apply them (``process_inbox``) and make the first
+2. feeds ``events`` events per entity from this process (each entity's events in
+   order, entities interleaved at random), and after a share ``duplicate_share`` of
+   deliveries redelivers a random earlier event under the same idempotency key. Every
+   ``send_every``-th event of an entity (and its redeliveries) goes through
+   ``Runtime.send``, which applies it here, at once, racing the workers for the entity
+   (and mostly deciding ahead of the lock, from the entity as this process last wrote
+   it, which the workers keep changing); the others go into the inbox with
+   ``Runtime.enqueue``. The workers apply those (``process_inbox``) and make the first
    attempt of their actions. The machine has a state with a timeout, so timers are
    armed, fire, go stale and are cancelled all along;
 3. meanwhile kills a random worker with SIGKILL every ``kill_every`` seconds (drawn
@@ -62,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from statewise import Event, StateMachine
+from statewise import Event, StateMachine, TransitionResult
 from statewise.runtime.runtime import TIMER, Runtime
 from statewise.runtime.store import HistoryRow, Store
 from statewise.runtime.urls import open_store, redact
@@ -127,8 +131,10 @@ class CrashReport:
     seed: int
     events_fed: int = 0
     duplicate_deliveries: int = 0
-    duplicates_recognized: int = 0  # redeliveries the inbox refused (enqueue said False)
-    send_retries: int = 0  # enqueues that raised (e.g. a busy database) and were repeated
+    duplicates_recognized: int = 0  # redeliveries the inbox refused (enqueue said False,
+    # or send returned the first delivery's result)
+    sent: int = 0  # deliveries through Runtime.send (the rest: enqueue)
+    send_retries: int = 0  # deliveries that raised (e.g. a busy database) and were repeated
     kills: int = 0
     restarts: int = 0
     unexpected_exits: list[str] = field(default_factory=list)
@@ -216,8 +222,8 @@ class CrashReport:
             f"crash test: {self.store}, {self.workers} workers, {self.entities} entities x "
             f"{self.events_per_entity} events, seed {self.seed}",
             f"  fed {self.events_fed} events + {self.duplicate_deliveries} duplicate deliveries "
-            f"({self.duplicates_recognized} recognized) in {self.feed_seconds:.1f} s; "
-            f"{self.send_retries} sends retried",
+            f"({self.duplicates_recognized} recognized) in {self.feed_seconds:.1f} s, "
+            f"{self.sent} of them by send; {self.send_retries} retried",
             f"  killed {self.kills} workers with SIGKILL, started {self.restarts} in their place; "
             f"unexpected exits {len(self.unexpected_exits)}",
             f"  history {self.history_rows} rows: {self.applied} events applied, "
@@ -373,32 +379,42 @@ def _feed(
     runtime: Runtime,
     feed: _Feed,
     rate: float,
+    send_every: int,
     report: CrashReport,
     errors: list[BaseException],
 ) -> None:
-    """Enqueue every delivery at about ``rate`` per second; the workers apply them. An
-    enqueue that raises (a busy database, say) is repeated with the same key, as a
+    """Deliver every event at about ``rate`` per second: every ``send_every``-th of an
+    entity with ``send`` (0: none), the others with ``enqueue`` for the workers. A
+    delivery that raises (a busy database, say) is repeated with the same key, as a
     producer does after a timeout: the inbox makes that safe."""
     try:
         seen: set[str] = set()
+        first: dict[str, TransitionResult] = {}
         start = time.monotonic()
         for n, (entity, key, trigger, i) in enumerate(feed.deliveries):
             ahead = start + n / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
             event = Event(trigger, {"i": i}, id=key)
+            by_send = send_every > 0 and i % send_every == send_every - 1
             for attempt in range(SEND_ATTEMPTS):
                 try:
-                    added = runtime.enqueue(entity, event, idempotency_key=key)
+                    if by_send:
+                        result = runtime.send(entity, event, idempotency_key=key)
+                        # Recognized: answered with the first delivery's result (and
+                        # _check finds a second application whatever it returned).
+                        recognized = first.setdefault(key, result) == result
+                    else:
+                        recognized = not runtime.enqueue(entity, event, idempotency_key=key)
                     break
                 except Exception:
                     if attempt == SEND_ATTEMPTS - 1:
                         raise
                     report.send_retries += 1
                     time.sleep(0.05)
+            report.sent += by_send
             if key in seen:
-                # A redelivery must be recognized: nothing added.
-                report.duplicates_recognized += not added
+                report.duplicates_recognized += recognized
             seen.add(key)
     except BaseException as exc:
         errors.append(exc)
@@ -587,13 +603,16 @@ def run_crash_test(
     duplicate_share: float = 0.05,
     seed: int,
     feed_rate: float = 100.0,
+    send_every: int = 2,
     drain_timeout: float = 60.0,
     workdir: Path | None = None,
 ) -> CrashReport:
     """Run the crash test against the (migrated, empty) store at ``store_url``; see the
     module docstring. ``feed_rate`` paces the feeding (deliveries per second), so kills
-    land while events are being applied rather than after a burst; ``workdir`` keeps
-    the spec, the effects file and the workers' logs (a temporary directory if unset).
+    land while events are being applied rather than after a burst; every
+    ``send_every``-th event of an entity is sent rather than enqueued (0: none);
+    ``workdir`` keeps the spec, the effects file and the workers' logs (a temporary
+    directory if unset).
     Returns the report; never raises for a broken guarantee."""
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="statewise-crash-") as tmp:
@@ -606,6 +625,7 @@ def run_crash_test(
                 duplicate_share=duplicate_share,
                 seed=seed,
                 feed_rate=feed_rate,
+                send_every=send_every,
                 drain_timeout=drain_timeout,
                 workdir=Path(tmp),
             )
@@ -624,7 +644,14 @@ def run_crash_test(
     report.events_fed = entities * events
     report.duplicate_deliveries = feed.duplicates
 
-    with _stores(store_url, 2) as (feeder_store, checker_store):
+    # The sends run their actions here, in the feeder's thread: they record there too.
+    with (
+        _environ(EFFECTS_ENV, str(effects_path)),
+        _stores(store_url, 2) as (
+            feeder_store,
+            checker_store,
+        ),
+    ):
         feeder = Runtime(machine, feeder_store, actions=registry, lease_seconds=LEASE_SECONDS)
         checker = Runtime(machine, checker_store, actions=registry, lease_seconds=LEASE_SECONDS)
         for entity in ids:
@@ -643,7 +670,9 @@ def run_crash_test(
                 time.sleep(0.1)
             errors: list[BaseException] = []
             thread = threading.Thread(
-                target=_feed, args=(feeder, feed, feed_rate, report, errors), daemon=True
+                target=_feed,
+                args=(feeder, feed, feed_rate, send_every, report, errors),
+                daemon=True,
             )
             fed_from = time.monotonic()
             thread.start()
@@ -691,6 +720,20 @@ def run_crash_test(
     return report
 
 
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block, then as it was."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
 def _working(store: Store) -> set[int]:
     """Pids of workers that have written a heartbeat and not stopped."""
     with store.transaction() as tx:
@@ -716,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--feed-rate", type=float, default=100.0)
+    p.add_argument("--send-every", type=int, default=2, help="0: enqueue every event")
     p.add_argument("--drain-timeout", type=float, default=120.0)
     a = p.parse_args(argv)
     report = run_crash_test(
@@ -725,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         events=a.events,
         seed=a.seed,
         feed_rate=a.feed_rate,
+        send_every=a.send_every,
         drain_timeout=a.drain_timeout,
     )
     print(report.summary())
