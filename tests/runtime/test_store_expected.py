@@ -493,6 +493,18 @@ def test_an_inbox_id_is_a_value_error(store: Store, inbox_id: str) -> None:
     assert snapshot(store) == before
 
 
+@pytest.mark.parametrize("store_clock", [False, True], ids=["as given", "store clock"])
+def test_a_write_without_received_at_is_a_value_error(store: Store, store_clock: bool) -> None:
+    # The new inbox row needs its time, and on the store clock every time counts from it.
+    seed(store)
+    before = snapshot(store)
+    with pytest.raises(ValueError, match="needs received_at"), store.transaction() as tx:
+        tx.write_expected(
+            replace(HOLDS, store_clock=store_clock), replace(applied(), received_at=None)
+        )
+    assert snapshot(store) == before
+
+
 def _naive(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=None)
 
