@@ -571,15 +571,7 @@ class SQLiteTx:
         return Received(entity, self._now, inbox, bool(found["backlog"]), armed)
 
     def write_event(self, write: EventWrite, *, last: bool = False) -> list[int]:
-        self._db()  # an ended transaction refuses before anything could fail it
-        try:
-            ids = self._write_event(write)
-        except BaseException:
-            self._failed = True  # some of it may be written: the transaction must not commit
-            raise
-        if last:
-            self._conn = None  # the block's end commits; nothing else may run before
-        return ids
+        return self._write(write, last=last)
 
     def write_expected(self, expected: Expected, write: EventWrite) -> list[int]:
         h = write.history
@@ -603,12 +595,17 @@ class SQLiteTx:
             if write.received_at is None:
                 raise ValueError("an EventWrite on the store's clock needs received_at")
             shift = _to_us(self._now) - _to_us(write.received_at)
+        return self._write(write, last=True, shift=shift)
+
+    def _write(self, write: EventWrite, *, last: bool, shift: int = 0) -> list[int]:
+        self._db()  # an ended transaction refuses before anything could fail it
         try:
             ids = self._write_event(write, shift)
         except BaseException:
-            self._failed = True
+            self._failed = True  # some of it may be written: the transaction must not commit
             raise
-        self._conn = None  # as write_event(last=True): the block's end commits
+        if last:
+            self._conn = None  # the block's end commits; nothing else may run before
         return ids
 
     def _write_event(self, write: EventWrite, shift: int = 0) -> list[int]:
